@@ -1,0 +1,191 @@
+"""Typed gateway errors and their rendering in the called API's format.
+
+Every error the gateway answers with is a :class:`GatewayError` subclass that
+carries its HTTP status and an error *kind*.  The kind uses Anthropic's error
+type names (the richer of the two vocabularies); :func:`render_error` turns it
+into the body shape of whichever API the client called.  Messages are fixed or
+built from client input only: upstream hosts, keys and tracebacks never reach
+a client (they go to the log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, Literal
+
+import orjson
+
+__all__ = [
+    "BadRequest",
+    "ClientTimeout",
+    "GatewayError",
+    "MethodNotAllowed",
+    "NotFound",
+    "Overloaded",
+    "PayloadTooLarge",
+    "ProviderNotConfigured",
+    "UpstreamHTTPError",
+    "UpstreamProtocolError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "WireFormat",
+    "error_body",
+    "openai_error_type",
+    "render_error",
+    "status_kind",
+]
+
+WireFormat = Literal["openai", "anthropic"]
+
+
+class GatewayError(Exception):
+    """Base of every error answered to a client.
+
+    ``status`` and ``kind`` are class-level defaults; :class:`UpstreamHTTPError`
+    sets them per instance.  ``headers`` are extra response headers (for
+    example ``Retry-After``).
+    """
+
+    status: int = 500
+    kind: str = "api_error"
+    default_message: ClassVar[str] = "Internal server error"
+
+    def __init__(self, message: str | None = None, *, headers: Mapping[str, str] | None = None):
+        self.message = message or self.default_message
+        self.headers: Mapping[str, str] = headers or {}
+        super().__init__(self.message)
+
+
+class BadRequest(GatewayError):
+    status, kind = 400, "invalid_request_error"
+    default_message = "Invalid request"
+
+
+class NotFound(GatewayError):
+    status, kind = 404, "not_found_error"
+    default_message = "Not found"
+
+
+class MethodNotAllowed(GatewayError):
+    status, kind = 405, "invalid_request_error"
+    default_message = "Method not allowed"
+
+
+class ClientTimeout(GatewayError):
+    """The client did not send its request body in time."""
+
+    status, kind = 408, "timeout_error"
+    default_message = "Timed out reading the request body"
+
+
+class PayloadTooLarge(GatewayError):
+    status, kind = 413, "request_too_large"
+    default_message = "Request body too large"
+
+
+class Overloaded(GatewayError):
+    status, kind = 503, "overloaded_error"
+    default_message = "Gateway overloaded, retry later"
+
+
+class ProviderNotConfigured(GatewayError):
+    """The routed provider has no API key (message names the provider only)."""
+
+    status, kind = 503, "api_error"
+    default_message = "Provider not configured"
+
+
+class UpstreamUnavailable(GatewayError):
+    """Connection-level failure talking to a provider; details are logged only."""
+
+    status, kind = 502, "api_error"
+    default_message = "Provider unavailable"
+
+
+class UpstreamProtocolError(UpstreamUnavailable):
+    """The provider answered something that is not valid for its API."""
+
+
+class UpstreamTimeout(GatewayError):
+    status, kind = 504, "timeout_error"
+    default_message = "Provider timed out"
+
+
+class UpstreamHTTPError(GatewayError):
+    """An HTTP error status answered by the provider, relayed to the client.
+
+    ``message`` has already been extracted from the provider's error body and
+    scrubbed of the provider key by the caller.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ):
+        super().__init__(message, headers=headers)
+        self.status = status
+        self.kind = kind or status_kind(status)
+
+
+_KIND_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+_OPENAI_TYPE = {
+    "invalid_request_error": "invalid_request_error",
+    "authentication_error": "authentication_error",
+    "billing_error": "insufficient_quota",
+    "permission_error": "permission_error",
+    "not_found_error": "not_found_error",
+    "request_too_large": "invalid_request_error",
+    "rate_limit_error": "rate_limit_error",
+    "timeout_error": "timeout",
+    "overloaded_error": "server_error",
+    "api_error": "server_error",
+}
+
+
+def status_kind(status: int) -> str:
+    """The Anthropic-style error kind for an HTTP status."""
+    if status in _KIND_BY_STATUS:
+        return _KIND_BY_STATUS[status]
+    return "invalid_request_error" if status < 500 else "api_error"
+
+
+def openai_error_type(kind: str) -> str:
+    """OpenAI's ``error.type`` for a gateway error kind."""
+    return _OPENAI_TYPE.get(kind, kind)
+
+
+def error_body(fmt: WireFormat, kind: str, message: str) -> dict[str, object]:
+    """The error object of API ``fmt`` (a plain dict, ready to serialise)."""
+    if fmt == "anthropic":
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    return {
+        "error": {
+            "message": message,
+            "type": openai_error_type(kind),
+            "param": None,
+            "code": kind,
+        }
+    }
+
+
+def render_error(fmt: WireFormat, exc: GatewayError) -> bytes:
+    """Serialise ``exc`` as the error body of API ``fmt``."""
+    return orjson.dumps(error_body(fmt, exc.kind, exc.message))

@@ -1,0 +1,1 @@
+"""Upstream providers: OpenAI-compatible, Anthropic and the offline mock."""

@@ -1,0 +1,1 @@
+"""The thin Trio/Quart/Hypercorn layer around :mod:`minillm.gateway`."""

@@ -1,0 +1,192 @@
+"""The Quart-Trio app factory: routes parse, call the gateway, render.
+
+This module is the error boundary: :class:`~minillm.errors.GatewayError` and
+every unexpected exception become an error body in the format of the API the
+client called, with no upstream detail and no traceback (those are logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import orjson
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from minillm.config import Config
+from minillm.errors import (
+    BadRequest,
+    ClientTimeout,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    WireFormat,
+    render_error,
+)
+from minillm.gateway import Call, Gateway, JSONReply
+from minillm.providers.http import Operation, open_providers
+from minillm.server.relay import RelayBody
+from minillm.server.scope import RequestScope, current_request
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("minillm.server")
+
+PREFIXES = ("", "/openai", "/anthropic")
+_FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta", "x-request-id")
+_JSON = "application/json"
+
+
+def client_format(path: str) -> WireFormat:
+    """The API a path belongs to, which decides the shape of its errors."""
+    if path.startswith("/anthropic/") or path.rstrip("/").endswith("/messages"):
+        return "anthropic"
+    return "openai"
+
+
+def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status=status, content_type=_JSON, headers=headers)
+
+
+async def read_json(config: Config) -> dict[str, Any]:
+    """The request body as a JSON object, within the size and time limits."""
+    declared = request.content_length
+    if declared is not None and declared > config.max_body_bytes:
+        raise PayloadTooLarge()
+    with trio.move_on_after(config.client_timeout) as deadline:
+        try:
+            raw = await request.body
+        except RequestEntityTooLarge:
+            raise PayloadTooLarge() from None
+    if deadline.cancelled_caught:
+        raise ClientTimeout()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("Request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return body
+
+
+def create_app(config: Config | None = None) -> QuartTrio:
+    """Build the app; providers are opened when serving starts."""
+    config = config or Config.load()
+    app = QuartTrio("minillm")
+    app.config.update(
+        RESPONSE_TIMEOUT=None,  # Quart's 60 s default would cut long streams silently
+        BODY_TIMEOUT=config.client_timeout,
+        MAX_CONTENT_LENGTH=config.max_body_bytes,
+        PROVIDE_AUTOMATIC_OPTIONS=False,
+    )
+    lifetime = AsyncExitStack()
+    gateways: list[Gateway] = []
+
+    @app.before_serving
+    async def open_gateway() -> None:
+        providers = await lifetime.enter_async_context(open_providers(config))
+        gateways.append(Gateway(config, providers))
+        if config.offline:
+            log.warning("no provider keys configured: every model is served by the offline mock")
+
+    @app.after_serving
+    async def close_gateway() -> None:
+        gateways.clear()
+        await lifetime.aclose()
+
+    def endpoint(fmt: WireFormat, operation: Operation) -> Callable[[], Awaitable[Response]]:
+        async def view() -> Response:
+            body = await read_json(config)
+            state = current_request()
+            state.model = str(body.get("model"))[:100]
+            headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))}
+            reply = await gateways[0].handle(Call(fmt, operation, body, headers), state.resources)
+            state.target = str(reply.target)
+            extra = {"x-minillm-target": state.target}
+            if isinstance(reply, JSONReply):
+                return json_response(reply.body, headers=extra)
+            relay = RelayBody(
+                reply.response,
+                reply.translator,
+                fmt,
+                provider=reply.target.provider,
+                idle_timeout=config.stream_idle_timeout,
+            )
+            extra.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+            return Response(relay, status=200, content_type="text/event-stream", headers=extra)
+
+        view.__name__ = f"{fmt}_{operation}"
+        return view
+
+    routes = {
+        "/v1/chat/completions": endpoint("openai", "chat"),
+        "/v1/embeddings": endpoint("openai", "embeddings"),
+        "/v1/messages": endpoint("anthropic", "chat"),
+    }
+
+    async def list_models() -> Response:
+        return json_response(models_body(config, anthropic="anthropic-version" in request.headers))
+
+    for prefix in PREFIXES:
+        for path, view in routes.items():
+            app.add_url_rule(prefix + path, f"{prefix}{path}", view, methods=["POST"])
+        app.add_url_rule(prefix + "/v1/models", f"{prefix}/v1/models", list_models, methods=["GET"])
+
+    @app.get("/health")
+    async def health() -> Response:
+        return json_response(b'{"status":"ok"}')
+
+    @app.errorhandler(GatewayError)
+    async def on_gateway_error(exc: GatewayError) -> Response:
+        return error_response(exc)
+
+    @app.errorhandler(HTTPException)
+    async def on_http_exception(exc: HTTPException) -> Response:
+        if exc.code == 405:
+            return error_response(MethodNotAllowed(f"Method {request.method} not allowed"))
+        if exc.code == 413:
+            return error_response(PayloadTooLarge())
+        return error_response(NotFound(f"No route for {request.method} {request.path}"))
+
+    @app.errorhandler(Exception)
+    async def on_unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(GatewayError())
+
+    app.asgi_app = RequestScope(app.asgi_app)  # type: ignore[method-assign]
+    return app
+
+
+def error_response(exc: GatewayError) -> Response:
+    return json_response(
+        render_error(client_format(request.path), exc), exc.status, dict(exc.headers)
+    )
+
+
+def models_body(config: Config, *, anthropic: bool) -> bytes:
+    """The configured aliases as an OpenAI (or, for Anthropic SDKs, Anthropic) model list."""
+    names = sorted(config.aliases)
+    if anthropic:
+        data: list[dict[str, Any]] = [
+            {"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"}
+            for n in names
+        ]
+        first, last = (names[0], names[-1]) if names else (None, None)
+        return orjson.dumps({"data": data, "has_more": False, "first_id": first, "last_id": last})
+    data = [
+        {
+            "id": n,
+            "object": "model",
+            "created": 0,
+            "owned_by": "minillm",
+            "targets": [str(t) for t in config.aliases[n]],
+        }
+        for n in names
+    ]
+    return orjson.dumps({"object": "list", "data": data})

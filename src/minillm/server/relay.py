@@ -1,0 +1,129 @@
+"""Relay an upstream SSE stream to the client: nursery, bounded channel, deadlines.
+
+:class:`RelayBody` is a Quart response body.  Quart enters it with
+``async with body: async for chunk in body: await send(chunk)`` in the task
+that writes to the client, so the nursery opened in ``__aenter__`` lives
+exactly as long as the response is being written, and its cancel scope
+covers that writing too.  Cancellation therefore reaches both sides:
+
+* client disconnect or server shutdown cancels the request task, which
+  cancels the pump, and ``__aexit__`` closes the upstream response;
+* the pump cancels the whole relay when the client stops reading for
+  ``idle_timeout`` seconds, so a stalled reader never pins an upstream.
+
+The channel holds at most :data:`CHANNEL_SIZE` chunks: a slow client slows the
+upstream reads (backpressure) and memory per stream stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from types import TracebackType
+from typing import Self, cast
+
+import httpx
+import trio
+from quart.wrappers.response import ResponseBody
+
+from minillm.errors import GatewayError, UpstreamTimeout, WireFormat
+from minillm.providers.http import upstream_errors
+from minillm.translate.streams import StreamTranslator, stream_error
+
+__all__ = ["CHANNEL_SIZE", "RelayBody"]
+
+log = logging.getLogger("minillm.relay")
+
+CHANNEL_SIZE = 8
+
+
+class StreamStalled(UpstreamTimeout):
+    default_message = "Provider stream stalled"
+
+
+class RelayBody(ResponseBody):
+    """Pump upstream bytes through ``translator`` into a bounded channel."""
+
+    def __init__(
+        self,
+        response: httpx.Response,
+        translator: StreamTranslator,
+        client_format: WireFormat,
+        *,
+        provider: str,
+        idle_timeout: float,
+    ) -> None:
+        self._response = response
+        self._translator = translator
+        self._format = client_format
+        self._provider = provider
+        self._idle = idle_timeout
+        self._send, self._recv = trio.open_memory_channel[bytes](CHANNEL_SIZE)
+        self._nursery_manager = trio.open_nursery()
+        self._nursery: trio.Nursery | None = None
+        self.client_stalled = False
+
+    async def __aenter__(self) -> Self:
+        self._nursery = await self._nursery_manager.__aenter__()
+        self._nursery.start_soon(self._pump)
+        return self
+
+    async def __aexit__(  # type: ignore[override]  # the nursery may swallow its own Cancelled
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
+        try:
+            return await self._nursery_manager.__aexit__(exc_type, exc, tb)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await self._response.aclose()
+
+    def __aiter__(self) -> trio.MemoryReceiveChannel[bytes]:
+        return self._recv
+
+    async def _pump(self) -> None:
+        # The error boundary of a stream: once the first byte is sent, an error
+        # can only be reported in-band, as an error event in the client's format.
+        async with self._send:
+            try:
+                await self._relay()
+            except GatewayError as exc:
+                await self._deliver(stream_error(self._format, exc))
+            except Exception:
+                log.exception("stream relay failed")
+                await self._deliver(stream_error(self._format, GatewayError()))
+
+    async def _relay(self) -> None:
+        chunks = cast(AsyncGenerator[bytes, None], self._response.aiter_bytes())
+        async with aclosing(chunks):
+            await self._relay_chunks(chunks)
+
+    async def _relay_chunks(self, chunks: AsyncIterator[bytes]) -> None:
+        translator = self._translator
+        while True:
+            with trio.move_on_after(self._idle) as idle, upstream_errors(self._provider):
+                chunk = await anext(chunks, None)
+            if idle.cancelled_caught:
+                log.warning("provider %s: stream idle for %ss", self._provider, self._idle)
+                raise StreamStalled()
+            if chunk is None:
+                await self._deliver(translator.close())
+                return
+            if out := translator.feed(chunk):
+                await self._deliver(out)
+
+    async def _deliver(self, data: bytes) -> None:
+        if not data:
+            return
+        with trio.move_on_after(self._idle) as stalled:
+            await self._send.send(data)
+        if stalled.cancelled_caught:
+            log.warning("client stopped reading for %ss; closing its stream", self._idle)
+            self.client_stalled = True
+            assert self._nursery is not None
+            self._nursery.cancel_scope.cancel()

@@ -1,0 +1,121 @@
+"""Serve the app with Hypercorn's Trio worker: bind, signals, graceful shutdown.
+
+On SIGTERM or SIGINT the server stops accepting, lets in-flight requests
+finish for ``Config.shutdown_grace`` seconds, then cancels what is left
+(upstream streams are closed by their relays) and returns.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from minillm.config import Config
+from minillm.server.app import create_app
+
+__all__ = ["PORT_TRIES", "bind_socket", "hypercorn_config", "serve"]
+
+log = logging.getLogger("minillm.server")
+
+PORT_TRIES = 10
+
+
+def bind_socket(host: str, port: int, tries: int = PORT_TRIES) -> socket.socket:
+    """A listening socket on ``port``, or on one of the next ``tries - 1`` ports.
+
+    Port 0 asks the OS for a free port.  Raises :class:`OSError` when every
+    port tried is taken.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    last_error: OSError | None = None
+    for candidate in [0] if port == 0 else range(port, min(port + tries, 65536)):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, candidate))
+        except OSError as exc:
+            sock.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            last_error = exc
+            continue
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        return sock
+    assert last_error is not None
+    raise last_error
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def hypercorn_config(config: Config, sock: socket.socket) -> HypercornConfig:
+    hc = HypercornConfig()
+    hc.bind = [f"fd://{os.dup(sock.fileno())}"]  # Hypercorn owns (and closes) the duplicate
+    hc.graceful_timeout = config.shutdown_grace
+    hc.keep_alive_timeout = 75
+    hc.backlog = 2048
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    return hc
+
+
+async def serve(
+    config: Config,
+    *,
+    sock: socket.socket | None = None,
+    shutdown: trio.Event | None = None,
+    handle_signals: bool = True,
+    on_ready: Callable[[str], None] | None = None,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until ``shutdown`` is set (or SIGTERM/SIGINT), then drain and return.
+
+    In-flight requests get ``config.shutdown_grace`` seconds to finish, then
+    are cancelled.  A second signal cancels at once.  ``on_ready`` and
+    ``task_status.started`` receive the URL actually bound, once the gateway
+    accepts connections.  Cancelling the caller's scope stops it abruptly.
+    """
+    sock = sock or bind_socket(config.host, config.port)
+    url = url_of(sock)
+    shutdown = shutdown or trio.Event()
+    app = create_app(config)
+    with sock:
+        async with trio.open_nursery() as nursery:
+
+            async def run_server(*, task_status: trio.TaskStatus[None]) -> None:
+                await hypercorn_serve(
+                    app,
+                    hypercorn_config(config, sock),
+                    shutdown_trigger=shutdown.wait,
+                    task_status=task_status,  # type: ignore[arg-type]
+                )
+                nursery.cancel_scope.cancel()
+
+            if handle_signals:
+                nursery.start_soon(_on_signals, shutdown, nursery.cancel_scope)
+            await nursery.start(run_server)
+            if on_ready is not None:
+                on_ready(url)
+            task_status.started(url)
+
+
+async def _on_signals(shutdown: trio.Event, scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if shutdown.is_set():
+                log.warning("second %s: stopping now", signal.Signals(signum).name)
+                scope.cancel()
+                return
+            log.info("%s: draining in-flight requests", signal.Signals(signum).name)
+            shutdown.set()
