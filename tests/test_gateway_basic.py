@@ -7,7 +7,7 @@ import orjson
 import pytest
 import trio
 
-from gateway_fixtures import ANTHROPIC_KEY, OPENAI_KEY, gateway_env, start_gateway  # noqa: F401
+from gateway_fixtures import ANTHROPIC_KEY, OPENAI_KEY, gateway_env
 from upstream import FakeUpstream, Reply, Status
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello there"}]}
@@ -64,13 +64,12 @@ async def test_anthropic_messages_plain(gw: str, upstream: FakeUpstream) -> None
 
 
 async def test_openai_stream_passthrough(gw: str) -> None:
-    async with httpx.AsyncClient() as client:
-        async with client.stream(
-            "POST", f"{gw}/v1/chat/completions", json={**CHAT, "stream": True}
-        ) as r:
-            assert r.status_code == 200
-            assert r.headers["content-type"].startswith("text/event-stream")
-            body = b"".join([c async for c in r.aiter_bytes()])
+    async with httpx.AsyncClient() as client, client.stream(
+        "POST", f"{gw}/v1/chat/completions", json={**CHAT, "stream": True}
+    ) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        body = b"".join([c async for c in r.aiter_bytes()])
     events = [e for e in body.split(b"\n\n") if e]
     assert events[-1] == b"data: [DONE]"
     text = "".join(
@@ -100,5 +99,6 @@ async def test_concurrent_requests(gw: str) -> None:
         for _ in range(50):
             nursery.start_soon(one, client)
     assert results == [200] * 50
+
 
 _ = Reply

@@ -38,7 +38,7 @@ def _load_config(args: argparse.Namespace) -> Config:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from minillm.server.serve import PORT_TRIES, bind_socket, serve
+    from minillm.server.serve import PORT_TRIES, bind_socket, serve  # noqa: PLC0415 (fast --help)
 
     config = _load_config(args)
     _setup_logging(config.log_level)
@@ -46,8 +46,9 @@ def _serve(args: argparse.Namespace) -> int:
         sock = bind_socket(config.host, config.port)
     except OSError as exc:
         tried = f"{config.port}-{config.port + PORT_TRIES - 1}" if config.port else "0"
-        print(f"minillm: cannot listen on {config.host} port {tried}: {exc.strerror}",
-              file=sys.stderr)
+        print(
+            f"minillm: cannot listen on {config.host} port {tried}: {exc.strerror}", file=sys.stderr
+        )
         return EXIT_FAILURE
 
     def announce(url: str) -> None:

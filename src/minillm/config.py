@@ -318,5 +318,7 @@ def _aliases(
         specs = spec if isinstance(spec, list) else [spec]
         if not specs:
             raise ConfigError(f"{where}: alias {alias!r} has no targets")
-        aliases[alias] = tuple(parse_target(s, providers, f"{where}: alias {alias!r}") for s in specs)
+        aliases[alias] = tuple(
+            parse_target(s, providers, f"{where}: alias {alias!r}") for s in specs
+        )
     return aliases

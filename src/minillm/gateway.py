@@ -20,7 +20,6 @@ import trio
 
 from minillm.config import Config, Target
 from minillm.errors import (
-    BadRequest,
     UpstreamHTTPError,
     UpstreamProtocolError,
     UpstreamTimeout,
@@ -179,5 +178,3 @@ async def _error_from(provider: HTTPProvider, response: httpx.Response) -> Upstr
     error = upstream_error(provider.format, status, body, secrets=provider.secrets)
     error.headers = headers
     return error
-
-

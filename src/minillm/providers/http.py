@@ -17,6 +17,7 @@ import httpx
 from minillm import __version__
 from minillm.config import Config, ProviderConfig
 from minillm.errors import BadRequest, ProviderNotConfigured, UpstreamTimeout, UpstreamUnavailable
+from minillm.providers.mock import MockTransport
 
 __all__ = ["HTTPProvider", "Operation", "open_providers", "upstream_errors"]
 
@@ -80,7 +81,9 @@ class HTTPProvider:
             headers["content-type"] = "application/json"
         key = self.next_key()
         if self.format == "anthropic":
-            headers["anthropic-version"] = client_headers.get("anthropic-version", ANTHROPIC_VERSION)
+            headers["anthropic-version"] = client_headers.get(
+                "anthropic-version", ANTHROPIC_VERSION
+            )
             if beta := client_headers.get("anthropic-beta"):
                 headers["anthropic-beta"] = beta
             if key is not None:
@@ -112,8 +115,6 @@ def upstream_errors(provider: str) -> Iterator[None]:
 def _client_for(provider: ProviderConfig, config: Config) -> httpx.AsyncClient:
     transport: httpx.AsyncBaseTransport
     if provider.name == "mock":
-        from minillm.providers.mock import MockTransport
-
         transport = MockTransport(chunk_delay=config.mock_chunk_delay)
     else:
         transport = httpx.AsyncHTTPTransport(

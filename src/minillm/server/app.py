@@ -50,7 +50,9 @@ def client_format(path: str) -> WireFormat:
     return "openai"
 
 
-def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return Response(body, status=status, content_type=_JSON, headers=headers)
 
 

@@ -15,10 +15,9 @@ from contextlib import AsyncExitStack
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-import trio
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
 
-__all__ = ["RequestState", "RequestScope", "current_request"]
+__all__ = ["RequestScope", "RequestState", "current_request"]
 
 access_log = logging.getLogger("minillm.access")
 
@@ -66,14 +65,12 @@ class RequestScope:
             async with state.resources:
                 await self.app(scope, receive, recording_send)  # type: ignore[arg-type]
         finally:
-            with trio.CancelScope(shield=True):
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                access_log.info(
-                    "%s %s %s model=%s target=%s %.1fms",
-                    scope["method"],
-                    scope["path"],
-                    state.status or "-",
-                    state.model,
-                    state.target,
-                    elapsed_ms,
-                )
+            access_log.info(
+                "%s %s %s model=%s target=%s %.1fms",
+                scope["method"],
+                scope["path"],
+                state.status or "-",
+                state.model,
+                state.target,
+                (time.perf_counter() - started) * 1000,
+            )

@@ -1,0 +1,120 @@
+"""The served gateway as a process: start-up, port choice, config errors, SIGTERM drain."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+
+import httpx
+import trio
+
+from gateway_fixtures import gateway_env
+from processes import clean_env, serving
+from upstream import FakeUpstream, SlowStream
+
+STREAM = {
+    "model": "gpt-4o-mini",
+    "messages": [{"role": "user", "content": "hi"}],
+    "stream": True,
+}
+
+
+async def test_config_error_exits_2_naming_the_variable() -> None:
+    for env, name in (
+        ({"MINI_LLM_PORT": "abc"}, "MINI_LLM_PORT"),
+        ({"MINI_LLM_MODEL_ALIASES": "{oops"}, "MINI_LLM_MODEL_ALIASES"),
+        ({"MINI_LLM_MODEL_ALIASES": '{"a": "nope:model"}'}, "unknown provider 'nope'"),
+    ):
+        result = await trio.run_process(
+            [sys.executable, "-m", "minillm", "serve"],
+            env=clean_env(env),
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        assert result.returncode == 2
+        lines = result.stderr.decode().strip().splitlines()
+        assert len(lines) == 1 and name in lines[0], lines
+
+
+async def test_taken_port_moves_to_the_next_one() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with serving({}, ("serve", "--port", str(port))) as served:
+            assert served.url != f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(f"{served.url}/health")).json() == {"status": "ok"}
+
+
+async def test_sigterm_drains_in_flight_stream_then_exits_0(upstream: FakeUpstream) -> None:
+    upstream.push(SlowStream(chunks=20, interval=0.05))
+    env = gateway_env(upstream.url, MINI_LLM_SHUTDOWN_GRACE="5")
+    async with serving(env) as served, httpx.AsyncClient(timeout=10) as client:
+        async with client.stream("POST", f"{served.url}/v1/chat/completions", json=STREAM) as r:
+            assert r.status_code == 200
+            chunks = []
+            async for chunk in r.aiter_bytes():
+                if not chunks:
+                    served.process.send_signal(signal.SIGTERM)
+                chunks.append(chunk)
+        body = b"".join(chunks)
+        assert body.endswith(b"data: [DONE]\n\n")
+        with trio.fail_after(10):
+            assert await served.process.wait() == 0
+
+
+async def test_sigterm_cancels_streams_after_grace(upstream: FakeUpstream) -> None:
+    upstream.push(SlowStream(chunks=1000, interval=0.05))
+    env = gateway_env(upstream.url, MINI_LLM_SHUTDOWN_GRACE="0.5")
+    async with serving(env) as served, httpx.AsyncClient(timeout=10) as client:
+        async with client.stream("POST", f"{served.url}/v1/chat/completions", json=STREAM) as r:
+            async for _ in r.aiter_bytes():
+                served.process.send_signal(signal.SIGTERM)
+                break
+            with trio.fail_after(5):
+                assert await served.process.wait() == 0
+        await upstream.wait_disconnect(timeout=2)
+        assert b"Traceback" not in served.stderr
+
+
+async def test_hypercorn_factory_serves() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            "--worker-class",
+            "trio",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "minillm.app:create_app()",
+        ],
+        env=clean_env({}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient() as client:
+            with trio.fail_after(20):
+                while True:
+                    try:
+                        r = await client.get(f"http://127.0.0.1:{port}/health")
+                        break
+                    except httpx.ConnectError:
+                        await trio.sleep(0.1)
+            assert r.json() == {"status": "ok"}
+            r = await client.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                json={"model": "x", "messages": [{"role": "user", "content": "hi"}]},
+            )
+            assert r.status_code == 200, r.text  # offline: served by the mock provider
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
