@@ -92,7 +92,7 @@ async def test_anthropic_plain_and_stream_helper(gw: str) -> None:
 async def test_upstream_errors_raise_the_sdk_exception(
     gw: str, upstream: FakeUpstream, status: int, openai_exc: type, anthropic_exc: type
 ) -> None:
-    upstream.push(Status(status), Status(status))
+    upstream.push(*[Status(status)] * 6)  # 5xx are retried twice per call
     with pytest.raises(openai_exc):
         await openai_client(gw).chat.completions.create(model="gpt-4o", messages=PROMPT)
     with pytest.raises(anthropic_exc):

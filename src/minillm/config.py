@@ -65,6 +65,7 @@ class ProviderConfig:
     keys: tuple[str, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     max_in_flight: int | None = None
+    timeout: float | None = None
 
     @property
     def requires_key(self) -> bool:
@@ -90,6 +91,13 @@ class Config:
     max_keepalive: int = 512
     mock_chunk_delay: float = 0.02
     log_level: str = "info"
+    retries: int = 2
+    key_cooldown: float = 30.0
+    key_disable_s: float = 300.0
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 30.0
+    max_in_flight: int = 4096
+    queue_timeout: float = 1.0
 
     @property
     def offline(self) -> bool:
@@ -142,6 +150,13 @@ _SCALARS: tuple[tuple[str, str, str], ...] = (
     ("MINI_LLM_MAX_KEEPALIVE", "max_keepalive", "posint"),
     ("MINI_LLM_MOCK_DELAY", "mock_chunk_delay", "seconds0"),
     ("MINI_LLM_LOG_LEVEL", "log_level", "level"),
+    ("MINI_LLM_RETRIES", "retries", "int0"),
+    ("MINI_LLM_KEY_COOLDOWN_S", "key_cooldown", "seconds"),
+    ("MINI_LLM_KEY_DISABLE_S", "key_disable_s", "seconds"),
+    ("MINI_LLM_BREAKER_FAILURES", "breaker_failures", "posint"),
+    ("MINI_LLM_BREAKER_COOLDOWN_S", "breaker_cooldown_s", "seconds"),
+    ("MINI_LLM_MAX_IN_FLIGHT", "max_in_flight", "posint"),
+    ("MINI_LLM_QUEUE_TIMEOUT", "queue_timeout", "seconds0"),
 )
 
 
@@ -171,6 +186,8 @@ def _scalar(kind: str, name: str, raw: object) -> object:
         raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
     if kind == "port" and not 0 <= int(number) <= 65535:
         raise ConfigError(f"{name}: expected a port number 0-65535, got {raw!r}")
+    if kind == "int0" and number < 0:
+        raise ConfigError(f"{name}: expected a whole number >= 0, got {raw!r}")
     if kind in {"posint", "seconds"} and not (number > 0 and math.isfinite(number)):
         raise ConfigError(f"{name}: expected a positive number, got {raw!r}")
     if kind == "seconds0" and not (number >= 0 and math.isfinite(number)):
@@ -267,6 +284,9 @@ def _provider(name: str, spec: Mapping[str, Any]) -> ProviderConfig:
     limit = spec.get("max_in_flight")
     if limit is not None and (not isinstance(limit, int) or limit <= 0):
         raise ConfigError(f"{where}: max_in_flight must be a positive integer")
+    timeout = spec.get("timeout")
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise ConfigError(f"{where}: timeout must be a positive number of seconds")
     return ProviderConfig(
         name=name,
         format=fmt,
@@ -274,6 +294,7 @@ def _provider(name: str, spec: Mapping[str, Any]) -> ProviderConfig:
         keys=tuple(keys),
         headers=dict(headers),
         max_in_flight=limit,
+        timeout=None if timeout is None else float(timeout),
     )
 
 

@@ -1,90 +1,90 @@
-"""The gateway core: route a parsed client request, call the provider, translate.
+"""The gateway core: admission, routing, retries and failover across targets.
 
 Framework-free: the Quart layer (:mod:`minillm.server.app`) parses the HTTP
 request into a :class:`Call` and renders the :class:`JSONReply` or
-:class:`StreamReply` this returns.  Deadlines are Trio cancel scopes owned
-here; the httpx client has no timeouts of its own beyond connect.
+:class:`StreamReply` this returns.  ``Config.request_timeout`` bounds the
+whole call, retries and fallbacks included; the decisions themselves are
+made by the sans-I/O :class:`~minillm.policy.RetryPolicy` and
+:class:`~minillm.provider_state.ProviderHealth`.
+
+Streams are retried or failed over only before their response starts: once
+:meth:`Gateway.handle` has returned a :class:`StreamReply`, a failure ends the
+stream with an error event (see :mod:`minillm.server.relay`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
-import orjson
 import trio
 
+from minillm.attempt import Call, JSONReply, StreamReply, attempt
 from minillm.config import Config, Target
 from minillm.errors import (
+    GatewayError,
+    Overloaded,
+    ProviderNotConfigured,
     UpstreamHTTPError,
-    UpstreamProtocolError,
     UpstreamTimeout,
-    WireFormat,
+    UpstreamUnavailable,
 )
-from minillm.providers.http import HTTPProvider, Operation, upstream_errors
+from minillm.policy import Action, Failure, RetryPolicy, parse_retry_after
+from minillm.provider_state import BreakerSettings, KeysCooling, LocalHealth, ProviderHealth
+from minillm.providers.http import HTTPProvider
 from minillm.routing import resolve_alias
-from minillm.translate.passthrough import PassthroughStream
-from minillm.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
-from minillm.translate.responses import (
-    anthropic_to_openai_response,
-    openai_to_anthropic_response,
-)
-from minillm.translate.streams import (
-    AnthropicToOpenAIStream,
-    OpenAIToAnthropicStream,
-    StreamTranslator,
-)
-from minillm.translate.upstream_errors import upstream_error
 
 __all__ = ["Call", "Gateway", "JSONReply", "StreamReply"]
 
 log = logging.getLogger("minillm.gateway")
 
-MAX_UPSTREAM_BODY = 64 * 1024 * 1024
-MAX_ERROR_BODY = 64 * 1024
+AttemptObserver = Callable[[str, str], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One client request: the API it speaks, the operation and its JSON body."""
-
-    client_format: WireFormat
-    operation: Operation
-    body: dict[str, Any]
-    headers: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class JSONReply:
-    """A complete JSON answer, already in the client's format."""
-
-    body: bytes
-    target: Target
-
-
-@dataclass(frozen=True, slots=True)
-class StreamReply:
-    """An open upstream SSE stream and the translator for the client's format.
-
-    The response is registered on the request's exit stack, so it is closed
-    even if the stream is never relayed.
-    """
-
-    response: httpx.Response
-    translator: StreamTranslator
-    target: Target
+def _ignore_attempt(provider: str, outcome: str) -> None:
+    pass
 
 
 class Gateway:
-    """Routes calls to providers; one instance per running app."""
+    """Routes calls to providers; one instance per running app.
 
-    def __init__(self, config: Config, providers: Mapping[str, HTTPProvider]) -> None:
+    ``on_attempt(provider, outcome)`` is told of every upstream attempt;
+    ``outcome`` is ``ok``, ``unavailable``, ``timeout``, ``http_<status>``,
+    ``skipped_breaker``, ``skipped_keys`` or ``skipped_busy``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        providers: Mapping[str, HTTPProvider],
+        *,
+        on_attempt: AttemptObserver = _ignore_attempt,
+        rng: random.Random | None = None,
+    ) -> None:
         self.config = config
         self.providers = providers
+        self.policy = RetryPolicy(retries=config.retries)
+        settings = BreakerSettings(
+            failures=config.breaker_failures,
+            cooldown=config.breaker_cooldown_s,
+            key_cooldown=config.key_cooldown,
+            key_disable=config.key_disable_s,
+        )
+        self.health: dict[str, ProviderHealth] = {
+            name: LocalHealth(name, p.config.keys, settings) for name, p in providers.items()
+        }
+        self._admission = trio.CapacityLimiter(config.max_in_flight)
+        self._provider_slots = {
+            name: trio.CapacityLimiter(p.config.max_in_flight)
+            for name, p in providers.items()
+            if p.config.max_in_flight
+        }
+        self._on_attempt = on_attempt
+        self._rng = rng or random.Random()
 
     def route(self, model: object) -> tuple[Target, ...]:
         """The targets for a client's ``model`` field (raises BadRequest)."""
@@ -93,88 +93,134 @@ class Gateway:
         )
 
     async def handle(self, call: Call, resources: AsyncExitStack) -> JSONReply | StreamReply:
-        """Serve ``call``; upstream streams are pushed onto ``resources``."""
-        target = self.route(call.body.get("model"))[0]
-        provider = self.providers[target.provider]
-        stream = call.body.get("stream") is True and call.operation == "chat"
-        request = provider.build_request(
-            call.operation, self._upstream_body(call, provider, target), call.headers
-        )
+        """Serve ``call``.
+
+        Slots and upstream responses are registered on ``resources`` and
+        released when the caller closes it, after the stream was relayed.
+        """
+        targets = self.route(call.body.get("model"))
+        await _hold(self._admission, self.config.queue_timeout, resources)
         with trio.move_on_after(self.config.request_timeout) as deadline:
-            with upstream_errors(provider.name):
-                response = await provider.client.send(request, stream=True)
-                resources.push_async_callback(response.aclose)
-                if response.status_code >= 300:
-                    raise await _error_from(provider, response)
-                if stream:
-                    return StreamReply(response, self._translator(call, provider, target), target)
-                body = await _read_capped(response, MAX_UPSTREAM_BODY)
-                await response.aclose()
-        if deadline.cancelled_caught:
-            log.warning("provider %s: no answer within %ss", provider.name, deadline.deadline)
-            raise UpstreamTimeout()
-        return JSONReply(self._client_body(call, provider, body), target)
+            return await self._try_targets(call, targets, resources, deadline.deadline)
+        log.warning("request deadline of %ss passed", self.config.request_timeout)
+        raise UpstreamTimeout()
 
-    def _upstream_body(self, call: Call, provider: HTTPProvider, target: Target) -> bytes:
-        body = call.body
-        if call.client_format == provider.format:
-            return orjson.dumps({**body, "model": target.model})
-        if provider.format == "anthropic":
-            return orjson.dumps(
-                openai_to_anthropic_request(
-                    body, model=target.model, default_max_tokens=self.config.default_max_tokens
+    async def _try_targets(
+        self,
+        call: Call,
+        targets: tuple[Target, ...],
+        resources: AsyncExitStack,
+        deadline: float,
+    ) -> JSONReply | StreamReply:
+        error: GatewayError = UpstreamUnavailable()
+        for target in targets:
+            provider = self.providers[target.provider]
+            if provider.config.requires_key and not provider.config.keys:
+                error = ProviderNotConfigured(
+                    f"No API key configured for provider '{provider.name}'"
                 )
+                continue
+            slots = self._provider_slots.get(provider.name)
+            if slots is not None:
+                try:
+                    await _hold(slots, self.config.queue_timeout, resources)
+                except Overloaded as busy:
+                    self._on_attempt(provider.name, "skipped_busy")
+                    error = busy
+                    continue
+            outcome = await self._try_target(call, provider, target, resources, deadline)
+            if not isinstance(outcome, GatewayError):
+                return outcome
+            error = outcome
+        raise error
+
+    async def _try_target(
+        self,
+        call: Call,
+        provider: HTTPProvider,
+        target: Target,
+        resources: AsyncExitStack,
+        deadline: float,
+    ) -> JSONReply | StreamReply | GatewayError:
+        """A reply, or the error to fail over with; raises errors not worth a failover."""
+        health = self.health[provider.name]
+        retry = 0
+        error: GatewayError
+        failure: Failure
+        while True:
+            now = trio.current_time()
+            if not health.allows(now):
+                self._on_attempt(provider.name, "skipped_breaker")
+                return UpstreamUnavailable()
+            try:
+                key = health.acquire_key(now)
+            except KeysCooling as cooling:
+                self._on_attempt(provider.name, "skipped_keys")
+                return _all_keys_cooling(provider.name, cooling.retry_after)
+            try:
+                reply = await attempt(
+                    call, provider, target, key, config=self.config, resources=resources
+                )
+            except (UpstreamUnavailable, UpstreamTimeout) as exc:
+                failure, error = Failure(None), exc
+                health.record_failure(trio.current_time())
+                self._on_attempt(provider.name, "timeout" if exc.status == 504 else "unavailable")
+            except UpstreamHTTPError as exc:
+                failure, error = self._key_failure(health, key, exc), exc
+                self._on_attempt(provider.name, f"http_{exc.status}")
+            else:
+                health.record_success()
+                self._on_attempt(provider.name, "ok")
+                return reply
+            retry += 1
+            decision = self.policy.decide(
+                failure,
+                retry=retry,
+                remaining=deadline - trio.current_time(),
+                key_available=health.has_key(trio.current_time()),
+                rng=self._rng,
             )
-        return orjson.dumps(anthropic_to_openai_request(body, model=target.model))
+            if decision.action is Action.GIVE_UP:
+                raise error
+            if decision.action is Action.NEXT_TARGET:
+                return error
+            log.info("provider %s: retry %d in %.2fs", provider.name, retry, decision.delay)
+            await trio.sleep(decision.delay)
 
-    def _client_body(self, call: Call, provider: HTTPProvider, body: bytes) -> bytes:
-        if call.client_format == provider.format:
-            return body
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            log.warning("provider %s answered a body that is not a JSON object", provider.name)
-            raise UpstreamProtocolError()
-        if call.client_format == "openai":
-            return orjson.dumps(anthropic_to_openai_response(parsed))
-        return orjson.dumps(openai_to_anthropic_response(parsed))
+    @staticmethod
+    def _key_failure(health: ProviderHealth, key: str | None, exc: UpstreamHTTPError) -> Failure:
+        failure = Failure(exc.status, parse_retry_after(exc.headers, time.time()))
+        now = trio.current_time()
+        health.record_success()  # it answered: the provider is up
+        if exc.status == 429:
+            health.cool_key(key, failure.retry_after, now)
+        elif exc.status in (401, 403):
+            health.disable_key(key, now)
+        return failure
 
-    def _translator(self, call: Call, provider: HTTPProvider, target: Target) -> StreamTranslator:
-        if call.client_format == provider.format:
-            return PassthroughStream()
-        model = str(call.body.get("model"))
-        if call.client_format == "openai":
-            options = call.body.get("stream_options")
-            include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            return AnthropicToOpenAIStream(model=model, include_usage=include_usage)
-        return OpenAIToAnthropicStream(model=model)
-
-
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    """The response body, failing when it exceeds ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise UpstreamProtocolError("Provider response too large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    def provider_health(self) -> dict[str, dict[str, object]]:
+        """Per provider: keys available and cooling (masked), breaker, in-flight."""
+        now = trio.current_time()
+        report = {name: health.snapshot(now) for name, health in self.health.items()}
+        for name, slots in self._provider_slots.items():
+            report[name]["in_flight"] = slots.borrowed_tokens
+        return report
 
 
-async def _error_from(provider: HTTPProvider, response: httpx.Response) -> UpstreamHTTPError:
-    """The provider's error, read (bounded) and scrubbed of its keys."""
-    try:
-        body = await _read_capped(response, MAX_ERROR_BODY)
-    except UpstreamProtocolError:
-        body = b""
-    status = response.status_code if response.status_code >= 400 else 502
-    log.info("provider %s answered HTTP %s", provider.name, response.status_code)
-    headers = {
-        k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "retry-after-ms")
-    }
-    error = upstream_error(provider.format, status, body, secrets=provider.secrets)
-    error.headers = headers
-    return error
+def _all_keys_cooling(provider: str, retry_after: float) -> UpstreamHTTPError:
+    seconds = max(1, math.ceil(retry_after))
+    return UpstreamHTTPError(
+        429,
+        f"Every key of provider '{provider}' is rate limited; retry after {seconds}s",
+        headers={"retry-after": str(seconds)},
+    )
+
+
+async def _hold(limiter: trio.CapacityLimiter, patience: float, resources: AsyncExitStack) -> None:
+    """Take a slot of ``limiter`` until ``resources`` closes; Overloaded after ``patience``."""
+    token = object()
+    with trio.move_on_after(patience):
+        await limiter.acquire_on_behalf_of(token)
+        resources.callback(limiter.release_on_behalf_of, token)
+        return
+    raise Overloaded(headers={"retry-after": "1"})

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from itertools import count
 from typing import Literal
 
 import httpx
 
 from minillm import __version__
 from minillm.config import Config, ProviderConfig
-from minillm.errors import BadRequest, ProviderNotConfigured, UpstreamTimeout, UpstreamUnavailable
+from minillm.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
 from minillm.providers.mock import MockTransport
 
 __all__ = ["HTTPProvider", "Operation", "open_providers", "upstream_errors"]
@@ -34,10 +33,11 @@ _USER_AGENT = f"minillm/{__version__}"
 
 
 class HTTPProvider:
-    """One provider: its config, its pooled client and its key rotation.
+    """One provider: its config and its pooled client.
 
-    Keys are used round-robin.  The client's own credentials are never
-    forwarded; the only client headers passed on are Anthropic's
+    Keys are chosen by the caller (:mod:`minillm.provider_state`).  The
+    client's own credentials are never forwarded; the only client headers
+    passed on are Anthropic's
     ``anthropic-version`` and ``anthropic-beta`` (to Anthropic-format
     providers) and the request id.
     """
@@ -47,39 +47,26 @@ class HTTPProvider:
         self.name = config.name
         self.format = config.format
         self.client = client
-        self._turn = count()
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """The keys, for scrubbing provider error messages."""
         return self.config.keys
 
-    def next_key(self) -> str | None:
-        """The next key in round-robin order, or None for a keyless provider.
-
-        Raises :class:`ProviderNotConfigured` for a vendor API without a key.
-        """
-        keys = self.config.keys
-        if not keys:
-            if self.config.requires_key:
-                raise ProviderNotConfigured(f"No API key configured for provider '{self.name}'")
-            return None
-        return keys[next(self._turn) % len(keys)]
-
     def build_request(
         self,
         operation: Operation,
         body: bytes | None,
         client_headers: Mapping[str, str],
+        key: str | None,
     ) -> httpx.Request:
-        """The upstream request for ``operation`` with this provider's auth."""
+        """The upstream request for ``operation``, authenticated with ``key``."""
         path = _PATHS[self.format].get(operation)
         if path is None:
             raise BadRequest(f"Provider '{self.name}' does not support {operation}")
         headers = {"user-agent": _USER_AGENT, "accept": "application/json"}
         if body is not None:
             headers["content-type"] = "application/json"
-        key = self.next_key()
         if self.format == "anthropic":
             headers["anthropic-version"] = client_headers.get(
                 "anthropic-version", ANTHROPIC_VERSION

@@ -3,27 +3,38 @@
 No parsing on the hot path: bytes are forwarded up to the last event
 boundary (a blank line) seen so far and the partial tail is held back, so
 that an error event appended after an upstream failure never lands in the
-middle of an event.
+middle of an event.  Only events containing ``"usage"`` are decoded, to pick
+up the token counts; with ``drop_usage_chunk`` the OpenAI usage-only chunk
+(``"choices": []``), which the gateway asked for on the client's behalf, is
+not forwarded.
 """
 
 from __future__ import annotations
 
+import re
+
+import orjson
+
 from minillm.errors import UpstreamProtocolError
+from minillm.tokens import Tokens, tokens_from_usage
 
 __all__ = ["PassthroughStream"]
 
 _BOUNDARIES = (b"\n\n", b"\r\n\r\n", b"\r\r")
+_EVENT_SPLIT = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
+_DATA_LINE = re.compile(rb"^data:[ ]?(.*)$", re.MULTILINE)
 
 
 class PassthroughStream:
     """A :class:`~minillm.translate.streams.StreamTranslator` that copies bytes."""
 
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-    def __init__(self, max_pending: int = 1 << 20) -> None:
+    def __init__(self, max_pending: int = 1 << 20, *, drop_usage_chunk: bool = False) -> None:
         self._pending = b""
         self._max_pending = max_pending
+        self._drop_usage_chunk = drop_usage_chunk
+        self.tokens = Tokens()
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._pending + chunk if self._pending else chunk
@@ -38,9 +49,40 @@ class PassthroughStream:
             self._pending = data
             return b""
         self._pending = data[end:]
-        return data[:end]
+        out = data[:end]
+        return self._usage(out) if b'"usage"' in out else out
 
     def close(self) -> bytes:
         """Flush a final event the upstream did not terminate with a blank line."""
         tail, self._pending = self._pending, b""
-        return tail + b"\n\n" if tail.strip() else b""
+        if not tail.strip():
+            return b""
+        out = tail + b"\n\n"
+        return self._usage(out) if b'"usage"' in out else out
+
+    def _usage(self, data: bytes) -> bytes:
+        """Record the usage of the events in ``data``; maybe drop the usage-only chunk."""
+        parts = _EVENT_SPLIT.split(data)
+        kept: list[bytes] = []
+        for event, sep in zip(parts[::2], [*parts[1::2], b""], strict=True):
+            if b'"usage"' in event and self._record(event):
+                continue
+            kept.append(event + sep)
+        self.input_tokens, self.output_tokens = self.tokens.input, self.tokens.output
+        return b"".join(kept)
+
+    def _record(self, event: bytes) -> bool:
+        """Take the event's usage; True when the event is to be dropped."""
+        match = _DATA_LINE.search(event)
+        try:
+            payload = orjson.loads(match.group(1)) if match else None
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(payload, dict):
+            return False
+        message = payload.get("message")
+        usage = payload.get("usage")
+        if usage is None and isinstance(message, dict):  # Anthropic message_start
+            usage = message.get("usage")
+        self.tokens.update(tokens_from_usage(usage))
+        return self._drop_usage_chunk and payload.get("choices") == []

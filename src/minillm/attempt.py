@@ -1,0 +1,182 @@
+"""One attempt: a client call sent to one target with one key.
+
+Translates the request when the provider speaks the other API, sends it on
+the provider's pooled client, and turns the answer into a reply in the
+client's format, or into a typed gateway error.  Retries and failover are
+decided by the caller (:mod:`minillm.gateway`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import trio
+
+from minillm.config import Config, Target
+from minillm.errors import UpstreamHTTPError, UpstreamProtocolError, UpstreamTimeout, WireFormat
+from minillm.providers.http import HTTPProvider, Operation, upstream_errors
+from minillm.translate.passthrough import PassthroughStream
+from minillm.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
+from minillm.translate.responses import (
+    anthropic_to_openai_response,
+    openai_to_anthropic_response,
+)
+from minillm.translate.streams import (
+    AnthropicToOpenAIStream,
+    OpenAIToAnthropicStream,
+    StreamTranslator,
+)
+from minillm.translate.upstream_errors import upstream_error
+
+__all__ = ["Call", "JSONReply", "StreamReply", "attempt"]
+
+log = logging.getLogger("minillm.gateway")
+
+MAX_UPSTREAM_BODY = 64 * 1024 * 1024
+MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One client request: the API it speaks, the operation and its JSON body."""
+
+    client_format: WireFormat
+    operation: Operation
+    body: dict[str, Any]
+    headers: Mapping[str, str]
+
+    @property
+    def stream(self) -> bool:
+        return self.operation == "chat" and self.body.get("stream") is True
+
+
+@dataclass(frozen=True, slots=True)
+class JSONReply:
+    """A complete JSON answer, already in the client's format."""
+
+    body: bytes
+    target: Target
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReply:
+    """An open upstream SSE stream and the translator for the client's format.
+
+    The response is registered on the request's exit stack, so it is closed
+    even if the stream is never relayed.
+    """
+
+    response: httpx.Response
+    translator: StreamTranslator
+    target: Target
+
+
+async def attempt(
+    call: Call,
+    provider: HTTPProvider,
+    target: Target,
+    key: str | None,
+    *,
+    config: Config,
+    resources: AsyncExitStack,
+) -> JSONReply | StreamReply:
+    """Send ``call`` to ``target`` once.
+
+    Raises :class:`UpstreamTimeout` when the provider's own ``timeout`` passes
+    before its response headers, :class:`UpstreamUnavailable` on connection
+    errors and :class:`UpstreamHTTPError` for an error status.
+    """
+    body = upstream_body(call, provider.format, target.model, config.default_max_tokens)
+    request = provider.build_request(call.operation, body, call.headers, key)
+    with upstream_errors(provider.name):
+        with trio.move_on_after(provider.config.timeout or math.inf) as first_byte:
+            response = await provider.client.send(request, stream=True)
+            resources.push_async_callback(response.aclose)
+        if first_byte.cancelled_caught:
+            log.warning("provider %s: no response within %ss", provider.name, first_byte.deadline)
+            raise UpstreamTimeout()
+        if response.status_code >= 300:
+            try:
+                raise await _error_from(provider, response)
+            finally:
+                await response.aclose()
+        if call.stream:
+            return StreamReply(response, stream_translator(call, provider.format), target)
+        try:
+            answer = await _read_capped(response, MAX_UPSTREAM_BODY)
+        finally:
+            await response.aclose()
+    return JSONReply(client_body(call.client_format, provider, answer), target)
+
+
+def upstream_body(call: Call, fmt: WireFormat, model: str, default_max_tokens: int) -> bytes:
+    """The request body for a provider of API ``fmt``, with the target's model."""
+    body = call.body
+    if call.client_format == fmt:
+        return orjson.dumps({**body, "model": model})
+    if fmt == "anthropic":
+        return orjson.dumps(
+            openai_to_anthropic_request(body, model=model, default_max_tokens=default_max_tokens)
+        )
+    return orjson.dumps(anthropic_to_openai_request(body, model=model))
+
+
+def client_body(client_format: WireFormat, provider: HTTPProvider, body: bytes) -> bytes:
+    """The provider's success body, in the client's format."""
+    if client_format == provider.format:
+        return body
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        log.warning("provider %s answered a body that is not a JSON object", provider.name)
+        raise UpstreamProtocolError()
+    if client_format == "openai":
+        return orjson.dumps(anthropic_to_openai_response(parsed))
+    return orjson.dumps(openai_to_anthropic_response(parsed))
+
+
+def stream_translator(call: Call, provider_format: WireFormat) -> StreamTranslator:
+    if call.client_format == provider_format:
+        return PassthroughStream()
+    model = str(call.body.get("model"))
+    if call.client_format == "openai":
+        options = call.body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        return AnthropicToOpenAIStream(model=model, include_usage=include_usage)
+    return OpenAIToAnthropicStream(model=model)
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The response body, failing when it exceeds ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise UpstreamProtocolError("Provider response too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _error_from(provider: HTTPProvider, response: httpx.Response) -> UpstreamHTTPError:
+    """The provider's error, read (bounded) and scrubbed of its keys."""
+    try:
+        body = await _read_capped(response, MAX_ERROR_BODY)
+    except UpstreamProtocolError:
+        body = b""
+    status = response.status_code if response.status_code >= 400 else 502
+    log.info("provider %s answered HTTP %s", provider.name, response.status_code)
+    error = upstream_error(provider.format, status, body, secrets=provider.secrets)
+    error.headers = {
+        k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "retry-after-ms")
+    }
+    return error

@@ -1,0 +1,47 @@
+"""Stream translation between the two APIs' server-sent event streams.
+
+A translator is a sans-I/O object: raw upstream SSE bytes go into
+:meth:`~StreamTranslator.feed` in whatever chunks the network delivers, and
+downstream SSE bytes come out, ready to write.  When the upstream body ends,
+:meth:`~StreamTranslator.close` returns the terminal events still owed (once).
+Both directions are documented in their modules:
+:mod:`minillm.translate._to_openai_stream` (Anthropic -> OpenAI) and
+:mod:`minillm.translate._to_anthropic_stream` (OpenAI -> Anthropic).
+
+``feed`` raises :class:`~minillm.errors.UpstreamProtocolError` on malformed
+upstream data (bad JSON, an SSE line over 1 MiB, events out of order); the
+caller should then end the stream with ``stream_error(fmt, exc)``.  An error
+*event* from the upstream is translated by the translator itself, which then
+ignores further input and exposes the error as ``.error`` for logging.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from minillm.translate._stream_out import stream_error
+from minillm.translate._to_anthropic_stream import OpenAIToAnthropicStream
+from minillm.translate._to_openai_stream import AnthropicToOpenAIStream
+
+__all__ = [
+    "AnthropicToOpenAIStream",
+    "OpenAIToAnthropicStream",
+    "StreamTranslator",
+    "stream_error",
+]
+
+
+class StreamTranslator(Protocol):
+    """What the relay needs from a stream translator."""
+
+    input_tokens: int | None
+    """Input tokens reported so far (``None`` until the upstream reports them)."""
+    output_tokens: int | None
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Upstream SSE bytes (any chunking) -> downstream SSE bytes (maybe ``b""``)."""
+        ...
+
+    def close(self) -> bytes:
+        """Upstream ended: the terminal events still owed, exactly once."""
+        ...
