@@ -173,11 +173,14 @@ class Gateway:
                 self._on_attempt(provider.name, "ok")
                 return reply
             retry += 1
+            key_available = health.has_key(trio.current_time())
+            if failure.status == 429 and not key_available:
+                continue  # answered as "every key cooling", with the soonest recovery
             decision = self.policy.decide(
                 failure,
                 retry=retry,
                 remaining=deadline - trio.current_time(),
-                key_available=health.has_key(trio.current_time()),
+                key_available=key_available,
                 rng=self._rng,
             )
             if decision.action is Action.GIVE_UP:
