@@ -193,3 +193,26 @@ async def test_admission_limit_answers_503(start_gateway, upstream: FakeUpstream
 
 
 _ = Reply
+
+
+async def test_model_discovery_lists_provider_models_and_survives_a_dead_one(
+    start_gateway,
+    upstream: FakeUpstream,  # type: ignore[no-untyped-def]
+) -> None:
+    env = gateway_env(
+        upstream.url,
+        MINI_LLM_DISCOVER_MODELS="1",
+        MINI_LLM_PROVIDER_DOWN_URL=dead_url() + "/v1",
+        MINI_LLM_MODEL_ALIASES='{"fast": "openai:gpt-4.1-nano"}',
+    )
+    gw = await start_gateway(env)
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"{gw}/v1/models")
+        again = await client.get(f"{gw}/v1/models")
+    assert r.status_code == 200
+    ids = [m["id"] for m in r.json()["data"]]
+    assert ids[0] == "fast"
+    assert any(i.startswith("openai:") for i in ids[1:])
+    assert not any(i.startswith("down:") for i in ids)
+    assert again.json() == r.json()
+    assert sum(req.path == "/v1/models" for req in upstream.requests) == 1  # cached

@@ -25,6 +25,7 @@ import trio
 
 from minillm.attempt import Call, JSONReply, StreamReply, attempt
 from minillm.config import Config, Target
+from minillm.discovery import ModelDiscovery
 from minillm.errors import (
     GatewayError,
     Overloaded,
@@ -85,6 +86,7 @@ class Gateway:
         }
         self._on_attempt = on_attempt
         self._rng = rng or random.Random()
+        self.discovery = ModelDiscovery(providers)
 
     def route(self, model: object) -> tuple[Target, ...]:
         """The targets for a client's ``model`` field (raises BadRequest)."""
