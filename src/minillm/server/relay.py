@@ -80,8 +80,7 @@ class RelayBody(ResponseBody):
         try:
             return await self._nursery_manager.__aexit__(exc_type, exc, tb)
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await self._response.aclose()
+            await _close(self._response)
 
     def __aiter__(self) -> trio.MemoryReceiveChannel[bytes]:
         return self._recv
@@ -125,5 +124,14 @@ class RelayBody(ResponseBody):
         if stalled.cancelled_caught:
             log.warning("client stopped reading for %ss; closing its stream", self._idle)
             self.client_stalled = True
+            # Hypercorn shields its socket writes, so the writer may stay blocked
+            # until the client reads or goes: release the upstream right now.
+            await _close(self._response)
             assert self._nursery is not None
             self._nursery.cancel_scope.cancel()
+
+
+async def _close(response: httpx.Response) -> None:
+    """Close an upstream response, even from a cancelled scope (bounded to 1 s)."""
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        await response.aclose()

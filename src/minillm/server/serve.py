@@ -77,6 +77,7 @@ async def serve(
     shutdown: trio.Event | None = None,
     handle_signals: bool = True,
     on_ready: Callable[[str], None] | None = None,
+    on_stuck: Callable[[], None] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until ``shutdown`` is set (or SIGTERM/SIGINT), then drain and return.
@@ -85,10 +86,14 @@ async def serve(
     are cancelled.  A second signal cancels at once.  ``on_ready`` and
     ``task_status.started`` receive the URL actually bound, once the gateway
     accepts connections.  Cancelling the caller's scope stops it abruptly.
+
+    Hypercorn shields its socket writes, so a client that never reads can
+    hold a connection past cancellation; ``on_stuck`` (the CLI exits the
+    process) is called if shutdown has not finished 5 s after the grace.
     """
     sock = sock or bind_socket(config.host, config.port)
     url = url_of(sock)
-    shutdown = shutdown or trio.Event()
+    shutdown = trio.Event() if shutdown is None else shutdown
     app = create_app(config)
     with sock:
         async with trio.open_nursery() as nursery:
@@ -104,6 +109,8 @@ async def serve(
 
             if handle_signals:
                 nursery.start_soon(_on_signals, shutdown, nursery.cancel_scope)
+            if on_stuck is not None:
+                nursery.start_soon(_watchdog, shutdown, config.shutdown_grace + 5, on_stuck)
             await nursery.start(run_server)
             if on_ready is not None:
                 on_ready(url)
@@ -119,3 +126,10 @@ async def _on_signals(shutdown: trio.Event, scope: trio.CancelScope) -> None:
                 return
             log.info("%s: draining in-flight requests", signal.Signals(signum).name)
             shutdown.set()
+
+
+async def _watchdog(shutdown: trio.Event, patience: float, on_stuck: Callable[[], None]) -> None:
+    await shutdown.wait()
+    await trio.sleep(patience)
+    log.error("shutdown did not finish %ss after it began (stalled clients)", patience)
+    on_stuck()
