@@ -82,8 +82,25 @@ class RelayBody(ResponseBody):
         finally:
             await _close(self._response)
 
-    def __aiter__(self) -> trio.MemoryReceiveChannel[bytes]:
-        return self._recv
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        """The next chunk for the client: everything queued so far, joined.
+
+        A client slower than its upstream gets fewer, larger writes.
+        """
+        try:
+            first = await self._recv.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+        parts = [first]
+        while True:
+            try:
+                parts.append(self._recv.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        return first if len(parts) == 1 else b"".join(parts)
 
     async def _pump(self) -> None:
         # The error boundary of a stream: once the first byte is sent, an error
@@ -92,10 +109,10 @@ class RelayBody(ResponseBody):
             try:
                 await self._relay()
             except GatewayError as exc:
-                await self._deliver(stream_error(self._format, exc))
+                await self._deliver_last(stream_error(self._format, exc))
             except Exception:
                 log.exception("stream relay failed")
-                await self._deliver(stream_error(self._format, GatewayError()))
+                await self._deliver_last(stream_error(self._format, GatewayError()))
 
     async def _relay(self) -> None:
         chunks = cast(AsyncGenerator[bytes, None], self._response.aiter_bytes())
@@ -103,25 +120,31 @@ class RelayBody(ResponseBody):
             await self._relay_chunks(chunks)
 
     async def _relay_chunks(self, chunks: AsyncIterator[bytes]) -> None:
-        translator = self._translator
-        while True:
-            with trio.move_on_after(self._idle) as idle, upstream_errors(self._provider):
-                chunk = await anext(chunks, None)
-            if idle.cancelled_caught:
-                log.warning("provider %s: stream idle for %ss", self._provider, self._idle)
-                raise StreamStalled()
-            if chunk is None:
-                await self._deliver(translator.close())
-                return
-            if out := translator.feed(chunk):
-                await self._deliver(out)
+        """Read, translate, queue; one deadline, pushed forward by every step.
 
-    async def _deliver(self, data: bytes) -> None:
-        if not data:
+        The deadline covers both the upstream read and the hand-over to the
+        client writer, so it fires when either side stops moving.
+        """
+        translator = self._translator
+        send = self._send
+        waiting_on_client = False
+        with trio.CancelScope(deadline=trio.current_time() + self._idle) as idle:
+            with upstream_errors(self._provider):
+                async for chunk in chunks:
+                    if out := translator.feed(chunk):
+                        try:
+                            send.send_nowait(out)
+                        except trio.WouldBlock:
+                            waiting_on_client = True
+                            await send.send(out)
+                            waiting_on_client = False
+                    idle.deadline = trio.current_time() + self._idle
+            if out := translator.close():
+                waiting_on_client = True
+                await send.send(out)
+        if not idle.cancelled_caught:
             return
-        with trio.move_on_after(self._idle) as stalled:
-            await self._send.send(data)
-        if stalled.cancelled_caught:
+        if waiting_on_client:
             log.warning("client stopped reading for %ss; closing its stream", self._idle)
             self.client_stalled = True
             # Hypercorn shields its socket writes, so the writer may stay blocked
@@ -129,6 +152,14 @@ class RelayBody(ResponseBody):
             await _close(self._response)
             assert self._nursery is not None
             self._nursery.cancel_scope.cancel()
+            return
+        log.warning("provider %s: stream idle for %ss", self._provider, self._idle)
+        raise StreamStalled()
+
+    async def _deliver_last(self, data: bytes) -> None:
+        """Queue the final (error) event, unless the client is not reading."""
+        with trio.move_on_after(self._idle):
+            await self._send.send(data)
 
 
 async def _close(response: httpx.Response) -> None:
