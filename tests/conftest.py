@@ -19,3 +19,9 @@ async def upstream(nursery: trio.Nursery) -> FakeUpstream:
 # --- other fixtures below ---------------------------------------------------------------
 
 from gateway_fixtures import start_gateway  # noqa: E402, F401  (the real gateway, in-process)
+
+
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Keep the default usage database (under the user data dir) out of the real home."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))

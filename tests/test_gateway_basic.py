@@ -64,9 +64,10 @@ async def test_anthropic_messages_plain(gw: str, upstream: FakeUpstream) -> None
 
 
 async def test_openai_stream_passthrough(gw: str) -> None:
-    async with httpx.AsyncClient() as client, client.stream(
-        "POST", f"{gw}/v1/chat/completions", json={**CHAT, "stream": True}
-    ) as r:
+    async with (
+        httpx.AsyncClient() as client,
+        client.stream("POST", f"{gw}/v1/chat/completions", json={**CHAT, "stream": True}) as r,
+    ):
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         body = b"".join([c async for c in r.aiter_bytes()])

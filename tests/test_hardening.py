@@ -168,9 +168,10 @@ async def test_mid_stream_failure_ends_with_error_event(
     gw: str, upstream: FakeUpstream, failure: object
 ) -> None:
     upstream.push(failure)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(timeout=10) as client, client.stream(
-        "POST", f"{gw}/v1/chat/completions", json={**CHAT, "stream": True}
-    ) as r:
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream("POST", f"{gw}/v1/chat/completions", json={**CHAT, "stream": True}) as r,
+    ):
         assert r.status_code == 200
         events = await read_events(r)
     assert events[-1].startswith(b'data: {"error"')

@@ -120,6 +120,10 @@ def upstream_body(call: Call, fmt: WireFormat, model: str, default_max_tokens: i
     """The request body for a provider of API ``fmt``, with the target's model."""
     body = call.body
     if call.client_format == fmt:
+        if call.stream and fmt == "openai":  # usage for accounting; see stream_translator
+            asked = body.get("stream_options")
+            options = {**(asked if isinstance(asked, dict) else {}), "include_usage": True}
+            return orjson.dumps({**body, "model": model, "stream_options": options})
         return orjson.dumps({**body, "model": model})
     if fmt == "anthropic":
         return orjson.dumps(
@@ -145,12 +149,13 @@ def client_body(client_format: WireFormat, provider: HTTPProvider, body: bytes) 
 
 
 def stream_translator(call: Call, provider_format: WireFormat) -> StreamTranslator:
+    options = call.body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
     if call.client_format == provider_format:
-        return PassthroughStream()
+        # the usage chunk the gateway asked for is not forwarded to a client that did not
+        return PassthroughStream(drop_usage_chunk=provider_format == "openai" and not include_usage)
     model = str(call.body.get("model"))
     if call.client_format == "openai":
-        options = call.body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
         return AnthropicToOpenAIStream(model=model, include_usage=include_usage)
     return OpenAIToAnthropicStream(model=model)
 

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+import platformdirs
+
+from minillm.auth import GatewayKey, is_loopback, parse_gateway_keys
 
 __all__ = [
     "BUILTIN_PROVIDERS",
@@ -98,6 +101,12 @@ class Config:
     breaker_cooldown_s: float = 30.0
     max_in_flight: int = 4096
     queue_timeout: float = 1.0
+    discover_models: bool = False
+    auth_keys: tuple[GatewayKey, ...] = ()
+    allow_unauthenticated: bool = False
+    usage_db: str | None = None  # Config.load() defaults it under the user data directory
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # per Mtok in, out
+    log_format: str = "text"
 
     @property
     def offline(self) -> bool:
@@ -123,7 +132,13 @@ class Config:
         path = config_file or env.get("MINI_LLM_CONFIG")
         table = _read_toml(Path(path)) if path else {}
         config = _build(table, env)
-        return replace(config, **overrides) if overrides else config
+        config = replace(config, **overrides) if overrides else config
+        if not (config.auth_keys or config.allow_unauthenticated or is_loopback(config.host)):
+            raise ConfigError(
+                f"MINI_LLM_HOST: refusing to listen on {config.host} without gateway keys"
+                " (set MINI_LLM_AUTH_KEYS, or pass --allow-unauthenticated)"
+            )
+        return config
 
     def target(self, spec: str) -> Target:
         """Parse ``provider:model`` against this config's providers."""
@@ -157,6 +172,10 @@ _SCALARS: tuple[tuple[str, str, str], ...] = (
     ("MINI_LLM_BREAKER_COOLDOWN_S", "breaker_cooldown_s", "seconds"),
     ("MINI_LLM_MAX_IN_FLIGHT", "max_in_flight", "posint"),
     ("MINI_LLM_QUEUE_TIMEOUT", "queue_timeout", "seconds0"),
+    ("MINI_LLM_ALLOW_UNAUTHENTICATED", "allow_unauthenticated", "bool"),
+    ("MINI_LLM_DISCOVER_MODELS", "discover_models", "bool"),
+    ("MINI_LLM_USAGE_DB", "usage_db", "usage_db"),
+    ("MINI_LLM_LOG_FORMAT", "log_format", "log_format"),
 )
 
 
@@ -174,6 +193,16 @@ def _scalar(kind: str, name: str, raw: object) -> object:
     if kind == "str":
         if not isinstance(raw, str) or not raw:
             raise ConfigError(f"{name}: expected a non-empty string")
+        return raw
+    if kind == "bool":
+        if str(raw).lower() not in {"1", "true", "yes", "0", "false", "no"}:
+            raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+        return str(raw).lower() in {"1", "true", "yes"}
+    if kind == "usage_db":  # a path, or "off"
+        return None if str(raw).lower() == "off" else str(raw)
+    if kind == "log_format":
+        if raw not in ("text", "json"):
+            raise ConfigError(f"{name}: expected text or json, got {raw!r}")
         return raw
     if kind == "level":
         level = str(raw).lower()
@@ -204,7 +233,26 @@ def _build(table: Mapping[str, Any], env: Mapping[str, str]) -> Config:
             values[key] = _scalar(kind, f"{key} (config file)", table[key])
     providers = _providers(table.get("providers", {}), env)
     aliases = _aliases(table, env, providers)
+    values.setdefault("usage_db", str(platformdirs.user_data_path("minillm") / "usage.db"))
+    try:
+        values["auth_keys"] = parse_gateway_keys(table.get("auth"), env.get("MINI_LLM_AUTH_KEYS"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    values["prices"] = _prices(table.get("models", {}))
     return Config(providers=providers, aliases=aliases, **values)
+
+
+def _prices(models: object) -> dict[str, tuple[float, float]]:
+    """``[models.<name>] input_per_mtok / output_per_mtok`` (USD per million tokens)."""
+    prices: dict[str, tuple[float, float]] = {}
+    for name, spec in models.items() if isinstance(models, Mapping) else ():
+        if not isinstance(spec, Mapping) or not {"input_per_mtok", "output_per_mtok"} & set(spec):
+            continue
+        pair = (spec.get("input_per_mtok", 0), spec.get("output_per_mtok", 0))
+        if not all(isinstance(p, int | float) and not isinstance(p, bool) and p >= 0 for p in pair):
+            raise ConfigError(f"models.{name} (config file): prices must be numbers >= 0")
+        prices[str(name)] = (float(pair[0]), float(pair[1]))
+    return prices
 
 
 def _split_keys(raw: str) -> tuple[str, ...]:

@@ -18,12 +18,15 @@ import orjson
 __all__ = [
     "BadRequest",
     "ClientTimeout",
+    "Forbidden",
     "GatewayError",
     "MethodNotAllowed",
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
     "ProviderNotConfigured",
+    "RateLimited",
+    "Unauthorized",
     "UpstreamHTTPError",
     "UpstreamProtocolError",
     "UpstreamTimeout",
@@ -64,6 +67,27 @@ class BadRequest(GatewayError):
 class NotFound(GatewayError):
     status, kind = 404, "not_found_error"
     default_message = "Not found"
+
+
+class Unauthorized(GatewayError):
+    """No gateway key, or not a valid one."""
+
+    status, kind = 401, "authentication_error"
+    default_message = "Invalid or missing gateway API key"
+
+
+class Forbidden(GatewayError):
+    """A valid gateway key that may not use the requested model."""
+
+    status, kind = 403, "permission_error"
+    default_message = "This key may not use this model"
+
+
+class RateLimited(GatewayError):
+    """Over a gateway key's rpm/tpm limit; ``headers`` carry ``Retry-After``."""
+
+    status, kind = 429, "rate_limit_error"
+    default_message = "Rate limit exceeded for this key"
 
 
 class MethodNotAllowed(GatewayError):
@@ -172,20 +196,30 @@ def openai_error_type(kind: str) -> str:
     return _OPENAI_TYPE.get(kind, kind)
 
 
-def error_body(fmt: WireFormat, kind: str, message: str) -> dict[str, object]:
-    """The error object of API ``fmt`` (a plain dict, ready to serialise)."""
+def error_body(
+    fmt: WireFormat, kind: str, message: str, request_id: str | None = None
+) -> dict[str, object]:
+    """The error object of API ``fmt`` (a plain dict, ready to serialise).
+
+    ``request_id``, when given, is added at the top level (as Anthropic does).
+    """
+    body: dict[str, object]
     if fmt == "anthropic":
-        return {"type": "error", "error": {"type": kind, "message": message}}
-    return {
-        "error": {
-            "message": message,
-            "type": openai_error_type(kind),
-            "param": None,
-            "code": kind,
+        body = {"type": "error", "error": {"type": kind, "message": message}}
+    else:
+        body = {
+            "error": {
+                "message": message,
+                "type": openai_error_type(kind),
+                "param": None,
+                "code": kind,
+            }
         }
-    }
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
-def render_error(fmt: WireFormat, exc: GatewayError) -> bytes:
+def render_error(fmt: WireFormat, exc: GatewayError, request_id: str | None = None) -> bytes:
     """Serialise ``exc`` as the error body of API ``fmt``."""
-    return orjson.dumps(error_body(fmt, exc.kind, exc.message))
+    return orjson.dumps(error_body(fmt, exc.kind, exc.message, request_id))

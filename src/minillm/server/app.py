@@ -8,7 +8,7 @@ client called, with no upstream detail and no traceback (those are logged).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -30,7 +30,9 @@ from minillm.errors import (
     render_error,
 )
 from minillm.gateway import Call, Gateway, JSONReply
+from minillm.metrics import rejection_reason
 from minillm.providers.http import Operation, open_providers
+from minillm.server.accounting import Accounting, install_accounting
 from minillm.server.relay import RelayBody
 from minillm.server.scope import RequestScope, current_request
 
@@ -39,7 +41,7 @@ __all__ = ["create_app"]
 log = logging.getLogger("minillm.server")
 
 PREFIXES = ("", "/openai", "/anthropic")
-_FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta", "x-request-id")
+_FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 _JSON = "application/json"
 
 
@@ -89,11 +91,13 @@ def create_app(config: Config | None = None) -> QuartTrio:
     )
     lifetime = AsyncExitStack()
     gateways: list[Gateway] = []
+    accounting = Accounting(config)
 
     @app.before_serving
     async def open_gateway() -> None:
         providers = await lifetime.enter_async_context(open_providers(config))
-        gateways.append(Gateway(config, providers))
+        gateways.append(Gateway(config, providers, on_attempt=accounting.metrics.attempt))
+        await accounting.start(app.nursery)
         if config.offline:
             log.warning("no provider keys configured: every model is served by the offline mock")
 
@@ -101,15 +105,18 @@ def create_app(config: Config | None = None) -> QuartTrio:
     async def close_gateway() -> None:
         gateways.clear()
         await lifetime.aclose()
+        await accounting.aclose()  # flush queued usage records
 
     def endpoint(fmt: WireFormat, operation: Operation) -> Callable[[], Awaitable[Response]]:
         async def view() -> Response:
             body = await read_json(config)
             state = current_request()
             state.model = str(body.get("model"))[:100]
+            accounting.check_model(state, body.get("model"))
             headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))}
+            headers["x-request-id"] = state.request_id
             reply = await gateways[0].handle(Call(fmt, operation, body, headers), state.resources)
-            state.target = str(reply.target)
+            state.note_reply(reply)
             extra = {"x-minillm-target": state.target}
             if isinstance(reply, JSONReply):
                 return json_response(reply.body, headers=extra)
@@ -133,16 +140,28 @@ def create_app(config: Config | None = None) -> QuartTrio:
     }
 
     async def list_models() -> Response:
-        return json_response(models_body(config, anthropic="anthropic-version" in request.headers))
+        entries = [
+            (name, [str(t) for t in config.aliases[name]]) for name in sorted(config.aliases)
+        ]
+        if config.discover_models:
+            discovered = await gateways[0].discovery.models()
+            entries += [(f"{p}:{m}", [f"{p}:{m}"]) for p, m in discovered]
+        return json_response(models_body(entries, anthropic="anthropic-version" in request.headers))
 
     for prefix in PREFIXES:
         for path, view in routes.items():
             app.add_url_rule(prefix + path, f"{prefix}{path}", view, methods=["POST"])
         app.add_url_rule(prefix + "/v1/models", f"{prefix}/v1/models", list_models, methods=["GET"])
 
+    install_accounting(app, accounting)  # /metrics; the key check when keys are configured
+
     @app.get("/health")
     async def health() -> Response:
         return json_response(b'{"status":"ok"}')
+
+    @app.get("/health/providers")
+    async def provider_health() -> Response:
+        return json_response(orjson.dumps({"providers": gateways[0].provider_health()}))
 
     @app.errorhandler(GatewayError)
     async def on_gateway_error(exc: GatewayError) -> Response:
@@ -161,19 +180,21 @@ def create_app(config: Config | None = None) -> QuartTrio:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(GatewayError())
 
-    app.asgi_app = RequestScope(app.asgi_app)  # type: ignore[method-assign]
+    app.asgi_app = RequestScope(app.asgi_app, accounting)  # type: ignore[method-assign]
     return app
 
 
 def error_response(exc: GatewayError) -> Response:
-    return json_response(
-        render_error(client_format(request.path), exc), exc.status, dict(exc.headers)
-    )
+    state = current_request()
+    if state.rejection is None:
+        state.rejection = rejection_reason(exc)
+    body = render_error(client_format(request.path), exc, state.request_id or None)
+    return json_response(body, exc.status, dict(exc.headers))
 
 
-def models_body(config: Config, *, anthropic: bool) -> bytes:
-    """The configured aliases as an OpenAI (or, for Anthropic SDKs, Anthropic) model list."""
-    names = sorted(config.aliases)
+def models_body(entries: Sequence[tuple[str, list[str]]], *, anthropic: bool) -> bytes:
+    """Model ids and their targets as an OpenAI (or, for Anthropic SDKs, Anthropic) list."""
+    names = [name for name, _ in entries]
     if anthropic:
         data: list[dict[str, Any]] = [
             {"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"}
@@ -182,13 +203,7 @@ def models_body(config: Config, *, anthropic: bool) -> bytes:
         first, last = (names[0], names[-1]) if names else (None, None)
         return orjson.dumps({"data": data, "has_more": False, "first_id": first, "last_id": last})
     data = [
-        {
-            "id": n,
-            "object": "model",
-            "created": 0,
-            "owned_by": "minillm",
-            "targets": [str(t) for t in config.aliases[n]],
-        }
-        for n in names
+        {"id": name, "object": "model", "created": 0, "owned_by": "minillm", "targets": targets}
+        for name, targets in entries
     ]
     return orjson.dumps({"object": "list", "data": data})

@@ -1,0 +1,1 @@
+"""The minillm benchmark harness: ``python -m bench`` (see bench/README.md)."""

@@ -1,0 +1,160 @@
+"""Derived numbers: headline ratios, target checks and load-generator warnings."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bench.load import LoadResult
+from bench.plan import RunData
+
+GATEWAYS = ("minillm", "minillm-hypercorn")
+RSS_LIMIT_MB = 150.0
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    target: str
+    what: str
+    value: float  # nan when not measured
+    goal: str  # e.g. ">= 0.90x"; "" when informative only
+    passed: bool | None  # None: no goal or not measured
+
+
+def _key(api: str, family: str, stream: bool, c: int) -> str:
+    return f"{api}>{family}/{'stream' if stream else 'json'}/c{c}"
+
+
+def _ok(r: LoadResult | None) -> LoadResult | None:
+    return r if r is not None and r.ok else None
+
+
+def _div(a: float | None, b: float | None) -> float:
+    return a / b if a is not None and b and not math.isnan(b) else math.nan
+
+
+def _check(value: float, low: float | None = None, high: float | None = None) -> bool | None:
+    if math.isnan(value):
+        return None
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def added_latency(data: RunData, target: str, q: str) -> float:
+    """Latency (``p50_ms``/``p99_ms``) at c=1 over the direct path, in ms."""
+    key = _key("openai", "gpt", False, 1)
+    mine, direct = _ok(data.find(target, key)), _ok(data.find("direct", key))
+    if mine is None or direct is None:
+        return math.nan
+    return float(getattr(mine, q)) - float(getattr(direct, q))
+
+
+def cross_ratios(data: RunData, target: str) -> list[tuple[str, bool, float]]:
+    """(label, stream, cross req/s over same-format req/s) for each client API."""
+    c = data.settings.cross_concurrency
+    out = []
+    for stream in (False, True):
+        for api, same, other in (("openai", "gpt", "claude"), ("anthropic", "claude", "gpt")):
+            cross = _ok(data.find(target, _key(api, other, stream, c)))
+            base = _ok(data.find(target, _key(api, same, stream, c)))
+            label = f"{api} API, {other} upstream vs {same}"
+            out.append((label, stream, _div(cross and cross.rps, base and base.rps)))
+    return out
+
+
+def headline(data: RunData) -> list[Ratio]:
+    c = data.settings.cross_concurrency
+    thr, stream = _key("openai", "gpt", False, c), _key("openai", "gpt", True, c)
+    rows: list[Ratio] = []
+
+    def rps(target: str, key: str) -> float | None:
+        r = _ok(data.find(target, key))
+        return r.rps if r else None
+
+    for g in (t for t in GATEWAYS if t in data.ran):
+        rows.append(
+            Ratio(
+                g,
+                f"non-stream req/s at c={c}, / floor",
+                v := _div(rps(g, thr), rps("floor", thr)),
+                ">= 0.90x",
+                _check(v, low=0.9),
+            )
+        )
+        rows.append(
+            Ratio(
+                g,
+                f"non-stream req/s at c={c}, / direct",
+                _div(rps(g, thr), rps("direct", thr)),
+                "",
+                None,
+            )
+        )
+        if "litellm" in data.ran:
+            rows.append(
+                Ratio(
+                    g,
+                    f"non-stream req/s at c={c}, / litellm",
+                    _div(rps(g, thr), rps("litellm", thr)),
+                    "",
+                    None,
+                )
+            )
+        v = _div(added_latency(data, g, "p50_ms"), added_latency(data, "floor", "p50_ms"))
+        rows.append(
+            Ratio(g, "added p50 latency at c=1, / floor's", v, "<= 1.20x", _check(v, high=1.2))
+        )
+        v = _div(added_latency(data, g, "p99_ms"), added_latency(data, "floor", "p99_ms"))
+        rows.append(Ratio(g, "added p99 latency at c=1, / floor's", v, "", None))
+        v = _div(rps(g, stream), rps("floor", stream))
+        rows.append(
+            Ratio(g, f"streaming req/s at c={c}, / floor", v, ">= 0.90x", _check(v, low=0.9))
+        )
+        for label, is_stream, v in cross_ratios(data, g):
+            what = f"cross-format ({'stream' if is_stream else 'non-stream'}): {label}"
+            rows.append(Ratio(g, what, v, ">= 0.80x", _check(v, low=0.8)))
+        mem = data.memory.get(g)
+        v = mem.slow_readers_mb if mem else math.nan
+        n = mem.slow_clients if mem else data.settings.slow_clients
+        rows.append(
+            Ratio(
+                g,
+                f"RSS MB with {n} slow-reading streams",
+                v,
+                f"< {RSS_LIMIT_MB:.0f} MB",
+                _check(v, high=RSS_LIMIT_MB - 1e-9),
+            )
+        )
+    return rows
+
+
+def loadgen_warnings(data: RunData) -> list[str]:
+    """Warn where a gateway reached more than a third of the direct path's rate."""
+    out = []
+    for r in data.results:
+        if r.target == "direct" or not r.result.ok:
+            continue
+        native = "claude" if r.cell.api == "anthropic" else "gpt"
+        key = _key(r.cell.api, native, r.cell.stream, r.cell.concurrency)
+        direct = _ok(data.find("direct", key))
+        if direct is not None and r.result.rps > direct.rps / 3:
+            out.append(
+                f"{r.target} {r.cell.key}: {r.result.rps:.0f} req/s is more than a third "
+                f"of direct ({direct.rps:.0f} req/s): the load generator or the fake "
+                "provider may be limiting this cell"
+            )
+    return out
+
+
+def failures(data: RunData) -> list[str]:
+    out = [f"{t}: {why}" for t, why in data.failed.items()]
+    out += [
+        f"{r.target} {r.cell.scenario} {r.cell.key}: {r.result.requests} requests, "
+        f"{r.result.non2xx} non-2xx, {r.result.errors} errors, {r.result.invalid} invalid: "
+        f"{r.result.first_error}"
+        for r in data.results
+        if not r.result.ok
+    ]
+    for t, m in data.memory.items():
+        if m.slow_answered < m.slow_clients:
+            out.append(f"{t}: only {m.slow_answered}/{m.slow_clients} slow readers got a 2xx")
+    return out

@@ -1,0 +1,70 @@
+"""Log output: human-readable lines (default) or one JSON object per line.
+
+``setup_logging(level, "json")`` writes, per record, an object with
+``timestamp`` (UTC, ISO 8601), ``level``, ``logger``, ``message``,
+``request_id`` (when logged while serving a request) and the record's extra
+fields (the access log passes ``method``, ``path``, ``status``, ``model``,
+``target``, ``key`` and ``duration_ms``), for log shippers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from minillm.server.scope import current_request_id
+
+__all__ = ["JSONFormatter", "RequestIdFilter", "setup_logging"]
+
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "request_id",
+}
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``record.request_id`` (or ``None``) from the request being served."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = current_request_id()
+        return True
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        for name, value in vars(record).items():
+            if name not in _STANDARD:
+                out[name] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+def setup_logging(level: str, fmt: str = "text") -> None:
+    """Configure the root logger on stderr, as text lines or JSON objects."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    if fmt == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

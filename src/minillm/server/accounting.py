@@ -1,0 +1,188 @@
+"""Per-app accounting: gateway keys and limits on the way in; metrics and usage on the way out.
+
+One :class:`Accounting` per app, built in ``create_app`` and started when
+serving starts (the usage writer runs in the app's nursery).  With no gateway
+keys configured and usage off, the per-request work is a few metric updates.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+from werkzeug.datastructures import Headers
+
+from minillm.auth import Authenticator, is_loopback, presented_key
+from minillm.config import Config
+from minillm.errors import Forbidden, GatewayError
+from minillm.metrics import CONTENT_TYPE, Metrics
+from minillm.ratelimit import RateLimiter
+from minillm.server.scope import RequestState, current_request
+from minillm.tokens import Tokens, tokens_from_usage, usage_in_json
+from minillm.usage import UsageRecord, UsageWriter
+
+__all__ = ["Accounting", "install_accounting"]
+
+log = logging.getLogger("minillm.server")
+
+_LOCAL_PATHS = frozenset({"/metrics", "/health/providers"})  # open on loopback only
+
+
+class Accounting:
+    """Metrics registry, usage writer, authenticator and rate limiter of one app."""
+
+    def __init__(self, config: Config, limiter: RateLimiter | None = None) -> None:
+        keys = config.auth_keys
+        self.metrics = Metrics()
+        self.auth = Authenticator(keys) if keys else None
+        needs_limits = any(k.rpm or k.tpm for k in keys)
+        self.limiter = (limiter or RateLimiter()) if needs_limits else None
+        self.prices: Mapping[str, tuple[float, float]] = config.prices
+        self.usage: UsageWriter | None = None
+        self._usage_path = config.usage_db
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Open the usage database and start its writer in ``nursery``."""
+        if self._usage_path is None:
+            return
+        writer = UsageWriter(self._usage_path, on_drop=self.metrics.usage_dropped.inc)
+        try:
+            await writer.open()
+        except (OSError, sqlite3.Error) as exc:  # a bad path must not stop serving
+            log.error("usage: cannot open %s (%s); usage is not recorded", self._usage_path, exc)
+            return
+        nursery.start_soon(writer.run)
+        self.usage = writer
+        log.info("usage: recording to %s", Path(self._usage_path))
+
+    async def aclose(self) -> None:
+        """Flush the usage records still queued (graceful shutdown)."""
+        if self.usage is not None:
+            await self.usage.aclose()
+
+    # -- on the way in ---------------------------------------------------------------------
+
+    async def admit(
+        self, state: RequestState, path: str, headers: Headers, remote: str | None
+    ) -> None:
+        """Authenticate (401) and rate-limit (429) a request; only with keys configured."""
+        assert self.auth is not None
+        if path == "/health" or (path in _LOCAL_PATHS and is_loopback(remote)):
+            return
+        try:
+            state.key = key = self.auth.authenticate(
+                presented_key(headers.get("authorization"), headers.get("x-api-key"))
+            )
+            if self.limiter is not None:
+                await self.limiter.admit(key)
+        except GatewayError:
+            state.rejection = "auth" if state.key is None else "rate_limit"
+            raise
+
+    def check_model(self, state: RequestState, model: object) -> None:
+        """403 when the request's key may not use ``model``."""
+        key = state.key
+        if key is not None and key.models and not key.allows(str(model)):
+            state.rejection = "auth"
+            log.info("key %s may not use model %r", key.name, str(model)[:100])
+            raise Forbidden(f"This key may not use model '{str(model)[:100]}'")
+
+    # -- on the way out --------------------------------------------------------------------
+
+    async def finish(
+        self, state: RequestState, endpoint: str, path: str, wall: float, elapsed: float
+    ) -> None:
+        """Metrics, usage record and token charge of a finished API request."""
+        tokens = _tokens(state)
+        provider, model = state.provider or "", state.model_served or ""
+        status = state.status or 499  # cancelled before any response: client went away
+        m = self.metrics
+        m.requests.labels(endpoint, provider, model, str(status)).inc()
+        m.duration.labels(endpoint, provider).observe(elapsed)
+        ttfb = None if state.first_byte is None else state.first_byte - state.started
+        if ttfb is not None:
+            m.ttfb.labels(endpoint, provider).observe(ttfb)
+        if tokens.input:
+            m.tokens.labels(provider, model, "input").inc(tokens.input)
+        if tokens.output:
+            m.tokens.labels(provider, model, "output").inc(tokens.output)
+        if state.rejection is not None:
+            m.rejections.labels(state.rejection).inc()
+        if self.usage is not None:
+            record = self._record(
+                state, endpoint, path, wall=wall, elapsed=elapsed, ttfb=ttfb, tokens=tokens
+            )
+            self.usage.submit(record)
+        key = state.key
+        spent = (tokens.input or 0) + (tokens.output or 0)
+        if self.limiter is not None and key is not None and key.tpm and spent:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await self.limiter.charge(key, spent)
+
+    def _record(
+        self,
+        state: RequestState,
+        endpoint: str,
+        path: str,
+        *,
+        wall: float,
+        elapsed: float,
+        ttfb: float | None,
+        tokens: Tokens,
+    ) -> UsageRecord:
+        asked = state.model if state.model != "-" else None
+        price = self.prices.get(state.model_served or "") or self.prices.get(asked or "")
+        cost = None
+        if price is not None and (tokens.input is not None or tokens.output is not None):
+            cost = ((tokens.input or 0) * price[0] + (tokens.output or 0) * price[1]) / 1e6
+        anthropic = path.startswith("/anthropic/") or endpoint == "messages"
+        return UsageRecord(
+            ts=wall,
+            request_id=state.request_id,
+            key=state.key.name if state.key is not None else None,
+            client_format="anthropic" if anthropic else "openai",
+            endpoint=endpoint,
+            provider=state.provider,
+            model_asked=asked,
+            model_served=state.model_served,
+            input_tokens=tokens.input,
+            output_tokens=tokens.output,
+            cache_read_tokens=tokens.cache_read,
+            cache_write_tokens=tokens.cache_write,
+            status=state.status or 499,
+            latency_ms=elapsed * 1000,
+            ttfb_ms=None if ttfb is None else ttfb * 1000,
+            cost=cost,
+        )
+
+
+def install_accounting(app: QuartTrio, accounting: Accounting) -> None:
+    """``GET /metrics`` and, when gateway keys are configured, the key check."""
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(accounting.metrics.render(), content_type=CONTENT_TYPE)
+
+    if accounting.auth is not None:
+
+        @app.before_request
+        async def check_key() -> None:
+            await accounting.admit(
+                current_request(), request.path, request.headers, request.remote_addr
+            )
+
+
+def _tokens(state: RequestState) -> Tokens:
+    if state.stream is not None:
+        counted: Tokens | None = getattr(state.stream, "tokens", None)
+        if counted is not None:
+            return counted
+        return Tokens(state.stream.input_tokens, state.stream.output_tokens)
+    if state.reply_body is not None and state.status == 200:
+        return tokens_from_usage(usage_in_json(state.reply_body))
+    return Tokens()
