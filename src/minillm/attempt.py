@@ -97,7 +97,7 @@ async def attempt(
     request = provider.build_request(call.operation, body, call.headers, key)
     with upstream_errors(provider.name):
         with trio.move_on_after(provider.config.timeout or math.inf) as first_byte:
-            response = await provider.client.send(request, stream=True)
+            response = await provider.send(request)
             resources.push_async_callback(response.aclose)
         if first_byte.cancelled_caught:
             log.warning("provider %s: no response within %ss", provider.name, first_byte.deadline)

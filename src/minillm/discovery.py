@@ -56,8 +56,12 @@ class ModelDiscovery:
         request = provider.build_request("models", None, {}, key)
         with trio.move_on_after(self._timeout):
             try:
-                response = await provider.client.send(request)
-                listing = orjson.loads(response.content) if response.status_code == 200 else {}
+                response = await provider.send(request)
+                try:
+                    content = await response.aread()
+                finally:
+                    await response.aclose()
+                listing = orjson.loads(content) if response.status_code == 200 else {}
             except (httpx.HTTPError, orjson.JSONDecodeError) as exc:
                 log.info("provider %s: model list unavailable: %r", provider.name, exc)
                 return

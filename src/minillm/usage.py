@@ -15,10 +15,11 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
+import orjson
 import trio
 
 __all__ = ["GroupBy", "UsageRecord", "UsageWriter", "connect", "summarize"]
@@ -26,7 +27,7 @@ __all__ = ["GroupBy", "UsageRecord", "UsageWriter", "connect", "summarize"]
 log = logging.getLogger("minillm.usage")
 
 CHANNEL_SIZE = 10_000
-BATCH_SIZE = 500
+FLUSH_INTERVAL = 0.5  # seconds a record may wait to be batched with others
 GroupBy = Literal["key", "model", "provider"]
 
 
@@ -59,7 +60,11 @@ _SCHEMA = (
     + ", ".join(f"{c} {_TYPES.get(c, '')}".strip() for c in _COLUMNS)
     + ");\nCREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);"
 )
-_INSERT = f"INSERT INTO requests ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_INSERT = (
+    f"INSERT INTO requests ({', '.join(_COLUMNS)}) SELECT "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_COLUMNS)))
+    + " FROM json_each(?)"
+)
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -110,7 +115,11 @@ class UsageWriter:
         try:
             async for record in self._recv:
                 self._batch.append(record)
-                while len(self._batch) < BATCH_SIZE:
+                # Let records gather instead of waking up for each one: a few large
+                # transactions cost far less than one per request (a task switch, a
+                # thread hop and a WAL append each).
+                await trio.sleep(FLUSH_INTERVAL)
+                while True:
                     try:
                         self._batch.append(self._recv.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
@@ -150,8 +159,11 @@ class UsageWriter:
 
 
 def _write(db: sqlite3.Connection, batch: Sequence[UsageRecord]) -> None:
+    # One statement over a JSON array: SQLite inserts the whole batch while this
+    # thread has released the GIL, instead of taking it back for every row.
+    rows = orjson.dumps([[getattr(r, name) for name in _COLUMNS] for r in batch])
     with db:
-        db.executemany(_INSERT, [astuple(r) for r in batch])
+        db.execute(_INSERT, (rows,))
 
 
 # -- the report ---------------------------------------------------------------------------

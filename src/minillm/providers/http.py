@@ -30,10 +30,12 @@ _PATHS: Mapping[str, Mapping[str, str]] = {
 }
 ANTHROPIC_VERSION = "2023-06-01"
 _USER_AGENT = f"minillm/{__version__}"
+# Deadlines are Trio's (the caller's cancel scopes); httpx only bounds connect.
+_EXTENSIONS = {"timeout": {"connect": 10.0, "read": None, "write": None, "pool": None}}
 
 
 class HTTPProvider:
-    """One provider: its config and its pooled client.
+    """One provider: its config and its connection pool (an httpx transport).
 
     Keys are chosen by the caller (:mod:`minillm.provider_state`).  The
     client's own credentials are never forwarded; the only client headers
@@ -42,11 +44,14 @@ class HTTPProvider:
     providers) and the request id.
     """
 
-    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient) -> None:
+    def __init__(self, config: ProviderConfig, transport: httpx.AsyncBaseTransport) -> None:
         self.config = config
         self.name = config.name
         self.format = config.format
-        self.client = client
+        self.transport = transport
+        self._urls = {
+            op: httpx.URL(config.base_url + path) for op, path in _PATHS[self.format].items()
+        }
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -61,8 +66,8 @@ class HTTPProvider:
         key: str | None,
     ) -> httpx.Request:
         """The upstream request for ``operation``, authenticated with ``key``."""
-        path = _PATHS[self.format].get(operation)
-        if path is None:
+        url = self._urls.get(operation)
+        if url is None:
             raise BadRequest(f"Provider '{self.name}' does not support {operation}")
         headers = {"user-agent": _USER_AGENT, "accept": "application/json"}
         if body is not None:
@@ -81,9 +86,18 @@ class HTTPProvider:
             headers["x-request-id"] = request_id
         headers.update(self.config.headers)
         method = "GET" if body is None else "POST"
-        return self.client.build_request(
-            method, self.config.base_url + path, content=body, headers=headers
-        )
+        return httpx.Request(method, url, content=body, headers=headers, extensions=_EXTENSIONS)
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Send on the pooled transport; the body is left unread (stream it, then close).
+
+        The transport is called directly, not through an ``httpx.AsyncClient``:
+        a gateway needs none of the client's cookie jar, redirects, auth flows
+        or URL merging, and they cost more than the rest of the call.
+        """
+        response = await self.transport.handle_async_request(request)
+        response.request = request
+        return response
 
 
 @contextmanager
@@ -99,30 +113,25 @@ def upstream_errors(provider: str) -> Iterator[None]:
         raise UpstreamUnavailable() from exc
 
 
-def _client_for(provider: ProviderConfig, config: Config) -> httpx.AsyncClient:
-    transport: httpx.AsyncBaseTransport
+def _transport_for(provider: ProviderConfig, config: Config) -> httpx.AsyncBaseTransport:
     if provider.name == "mock":
-        transport = MockTransport(chunk_delay=config.mock_chunk_delay)
-    else:
-        transport = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.max_keepalive,
-                keepalive_expiry=30.0,
-            ),
-            retries=0,
-        )
-    # Deadlines are Trio's (the caller's cancel scopes); httpx only bounds connect.
-    timeout = httpx.Timeout(connect=10.0, read=None, write=None, pool=None)
-    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+        return MockTransport(chunk_delay=config.mock_chunk_delay)
+    return httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(
+            max_connections=config.max_connections,
+            max_keepalive_connections=config.max_keepalive,
+            keepalive_expiry=30.0,
+        ),
+        retries=0,
+    )
 
 
 @asynccontextmanager
 async def open_providers(config: Config) -> AsyncIterator[dict[str, HTTPProvider]]:
-    """Open one pooled client per configured provider; close them all on exit."""
+    """Open one connection pool per configured provider; close them all on exit."""
     async with AsyncExitStack() as stack:
         providers = {}
         for name, provider in config.providers.items():
-            client = await stack.enter_async_context(_client_for(provider, config))
-            providers[name] = HTTPProvider(provider, client)
+            transport = await stack.enter_async_context(_transport_for(provider, config))
+            providers[name] = HTTPProvider(provider, transport)
         yield providers
