@@ -116,6 +116,15 @@ def bad(path: str, problem: str) -> BadRequest:
     return BadRequest(f"{path}: {problem}")
 
 
+def array_of(value: object, path: str) -> list[Any]:
+    """An optional JSON array field: ``None`` is empty, anything else but a list is a 400."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise bad(path, "must be an array")
+    return value
+
+
 def text_of(blocks: object, path: str) -> str:
     """Join a string or a list of text parts/blocks into one string."""
     if isinstance(blocks, str):

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from minillm.translate._common import bad, dumps_arguments, text_of
+from minillm.translate._common import array_of, bad, dumps_arguments, text_of
 
 __all__ = ["anthropic_to_openai_request"]
 
@@ -189,12 +189,8 @@ def _tool_message(block: dict[str, Any], path: str) -> dict[str, Any]:
 
 
 def _tools(tools: object) -> list[dict[str, Any]]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise bad("tools", "must be an array")
     out = []
-    for i, tool in enumerate(tools):
+    for i, tool in enumerate(array_of(tools, "tools")):
         if not isinstance(tool, dict) or tool.get("type", "custom") != "custom":
             raise bad(f"tools[{i}]", "only custom (client) tools are supported")
         if not isinstance(tool.get("name"), str):

@@ -50,7 +50,7 @@ from typing import Any
 
 import orjson
 
-from minillm.translate._common import bad, text_of
+from minillm.translate._common import array_of, bad, text_of
 from minillm.translate._to_openai_request import anthropic_to_openai_request
 
 __all__ = ["anthropic_to_openai_request", "openai_to_anthropic_request"]
@@ -262,12 +262,8 @@ _EMPTY_SCHEMA = {"type": "object", "properties": {}}
 
 
 def _tools(tools: object) -> list[dict[str, Any]]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise bad("tools", "must be an array")
     out = []
-    for i, tool in enumerate(tools):
+    for i, tool in enumerate(array_of(tools, "tools")):
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
             raise bad(f"tools[{i}]", "only function tools are supported")
