@@ -1,0 +1,261 @@
+"""Any client format reaches any provider: the official SDKs, translated both ways.
+
+The fake upstream records what it received, so each test checks both sides: the
+translated request the provider saw, and the SDK's own parsed result.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import openai
+import pytest
+
+from gateway_fixtures import gateway_env
+from upstream import FakeUpstream, Reply, Status
+
+CLAUDE = "claude-sonnet-4-5"
+GPT = "gpt-4.1"
+WEATHER_OPENAI = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+WEATHER_ANTHROPIC = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+PIXEL = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.fixture
+async def gw(upstream: FakeUpstream, start_gateway) -> str:  # type: ignore[no-untyped-def]
+    return await start_gateway(gateway_env(upstream.url, MINI_LLM_DEFAULT_MAX_TOKENS="777"))
+
+
+def oai(gw: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(api_key="client", base_url=f"{gw}/v1", max_retries=0)
+
+
+def ant(gw: str) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(api_key="client", base_url=gw, max_retries=0)
+
+
+# -- OpenAI SDK -> Claude -------------------------------------------------------------------
+
+
+async def test_openai_sdk_plain_to_claude(gw: str, upstream: FakeUpstream) -> None:
+    completion = await oai(gw).chat.completions.create(
+        model=CLAUDE,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hello claude"},
+        ],
+        stop=["END"],
+        temperature=0.5,
+    )
+    assert completion.object == "chat.completion"
+    assert completion.choices[0].message.content == "echo: hello claude"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None and completion.usage.prompt_tokens == 10
+    seen = upstream.requests[-1]
+    assert seen.path == "/v1/messages"
+    assert seen.json["system"] == "Be brief."
+    assert [m["role"] for m in seen.json["messages"]] == ["user"]
+    assert seen.json["max_tokens"] == 777
+    assert seen.json["stop_sequences"] == ["END"]
+    assert seen.json["model"] == CLAUDE
+
+
+async def test_openai_sdk_stream_helper_to_claude(gw: str) -> None:
+    async with oai(gw).chat.completions.stream(
+        model=CLAUDE,
+        messages=[{"role": "user", "content": "stream me please"}],
+        stream_options={"include_usage": True},
+    ) as stream:
+        final = await stream.get_final_completion()
+    assert final.choices[0].message.content == "echo: stream me please"
+    assert final.usage is not None and final.usage.completion_tokens == 5
+
+
+async def test_openai_sdk_tool_calls_two_turns_to_claude(gw: str, upstream: FakeUpstream) -> None:
+    client = oai(gw)
+    upstream.push(Reply(tool_call=("get_weather", {"city": "Paris"})))
+    messages: list[dict[str, object]] = [{"role": "user", "content": "weather in Paris?"}]
+    first = await client.chat.completions.create(
+        model=CLAUDE,
+        messages=messages,
+        tools=[WEATHER_OPENAI],
+        tool_choice="required",  # type: ignore[arg-type,list-item]
+    )
+    assert first.choices[0].finish_reason == "tool_calls"
+    call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert json.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
+    assert upstream.requests[-1].json["tool_choice"] == {"type": "any"}
+    assert upstream.requests[-1].json["tools"][0]["input_schema"]["properties"] == {
+        "city": {"type": "string"}
+    }
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"},
+    ]
+    second = await client.chat.completions.create(
+        model=CLAUDE,
+        messages=messages,
+        tools=[WEATHER_OPENAI],  # type: ignore[arg-type,list-item]
+    )
+    assert second.choices[0].message.content is not None
+    sent = upstream.requests[-1].json["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[1]["content"][-1] == {
+        "type": "tool_use", "id": call.id, "name": "get_weather", "input": {"city": "Paris"}
+    }  # fmt: skip
+    assert sent[2]["content"][0]["type"] == "tool_result"
+    assert sent[2]["content"][0]["tool_use_id"] == call.id
+
+
+async def test_openai_sdk_streamed_tool_call_from_claude(gw: str, upstream: FakeUpstream) -> None:
+    upstream.push(Reply(tool_call=("get_weather", {"city": "Oslo", "days": 3})))
+    async with oai(gw).chat.completions.stream(
+        model=CLAUDE,
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=[WEATHER_OPENAI],  # type: ignore[list-item]
+    ) as stream:
+        final = await stream.get_final_completion()
+    call = final.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert json.loads(call.function.arguments) == {"city": "Oslo", "days": 3}
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+async def test_openai_sdk_images_to_claude(gw: str, upstream: FakeUpstream) -> None:
+    await oai(gw).chat.completions.create(
+        model=CLAUDE,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+                ],
+            }
+        ],
+    )
+    blocks = upstream.requests[-1].json["messages"][0]["content"]
+    assert blocks[1] == {
+        "type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}
+    }  # fmt: skip
+    assert blocks[2] == {
+        "type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}
+    }  # fmt: skip
+
+
+async def test_openai_sdk_unsupported_option_is_400(gw: str, upstream: FakeUpstream) -> None:
+    with pytest.raises(openai.BadRequestError) as exc:
+        await oai(gw).chat.completions.create(
+            model=CLAUDE, messages=[{"role": "user", "content": "x"}], n=3
+        )
+    assert "n" in exc.value.message
+    assert upstream.requests == []
+
+
+async def test_anthropic_overload_is_an_openai_error(gw: str, upstream: FakeUpstream) -> None:
+    upstream.push(*[Status(529)] * 3)
+    with pytest.raises(openai.InternalServerError) as exc:
+        await oai(gw).chat.completions.create(
+            model=CLAUDE, messages=[{"role": "user", "content": "x"}]
+        )
+    body = exc.value.body
+    assert isinstance(body, dict) and "message" in body
+
+
+# -- Anthropic SDK -> GPT ---------------------------------------------------------------------
+
+
+async def test_anthropic_sdk_plain_to_gpt(gw: str, upstream: FakeUpstream) -> None:
+    message = await ant(gw).messages.create(
+        model=GPT,
+        max_tokens=64,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "hello gpt"}],
+        metadata={"user_id": "u-42"},
+        extra_body={"top_k": 5},
+    )
+    assert message.type == "message"
+    assert message.content[0].text == "echo: hello gpt"  # type: ignore[union-attr]
+    assert message.stop_reason == "end_turn"
+    assert message.usage.input_tokens == 10 and message.usage.output_tokens == 5
+    seen = upstream.requests[-1].json
+    assert upstream.requests[-1].path == "/v1/chat/completions"
+    assert seen["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert seen["user"] == "u-42"
+    assert "top_k" not in seen
+
+
+async def test_anthropic_sdk_stream_to_gpt(gw: str, upstream: FakeUpstream) -> None:
+    async with ant(gw).messages.stream(
+        model=GPT, max_tokens=64, messages=[{"role": "user", "content": "stream it"}]
+    ) as stream:
+        texts = [t async for t in stream.text_stream]
+        final = await stream.get_final_message()
+    assert "".join(texts) == "echo: stream it"
+    assert final.content[0].text == "echo: stream it"  # type: ignore[union-attr]
+    assert final.usage.output_tokens == 5
+    assert upstream.requests[-1].json["stream_options"] == {"include_usage": True}
+
+
+async def test_anthropic_sdk_tool_use_two_turns_to_gpt(gw: str, upstream: FakeUpstream) -> None:
+    client = ant(gw)
+    upstream.push(Reply(tool_call=("get_weather", {"city": "Rome"})))
+    messages: list[dict[str, object]] = [{"role": "user", "content": "weather in Rome?"}]
+    async with client.messages.stream(
+        model=GPT,
+        max_tokens=64,
+        messages=messages,
+        tools=[WEATHER_ANTHROPIC],  # type: ignore[arg-type,list-item]
+    ) as stream:
+        first = await stream.get_final_message()
+    assert first.stop_reason == "tool_use"
+    use = next(b for b in first.content if b.type == "tool_use")
+    assert use.name == "get_weather" and use.input == {"city": "Rome"}  # type: ignore[union-attr]
+    assert upstream.requests[-1].json["tools"][0]["function"]["name"] == "get_weather"
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": use.id, "content": "cloudy"}  # type: ignore[union-attr]
+            ],
+        },
+    ]
+    second = await client.messages.create(
+        model=GPT,
+        max_tokens=64,
+        messages=messages,
+        tools=[WEATHER_ANTHROPIC],  # type: ignore[arg-type,list-item]
+    )
+    assert second.content
+    sent = upstream.requests[-1].json["messages"]
+    assert sent[1]["role"] == "assistant"
+    assert sent[1]["tool_calls"][0]["id"] == use.id  # type: ignore[union-attr]
+    assert json.loads(sent[1]["tool_calls"][0]["function"]["arguments"]) == {"city": "Rome"}
+    assert sent[2] == {"role": "tool", "tool_call_id": use.id, "content": "cloudy"}  # type: ignore[union-attr]
+
+
+async def test_openai_rate_limit_is_an_anthropic_error(gw: str, upstream: FakeUpstream) -> None:
+    upstream.push(Status(429, headers={"retry-after": "3"}))
+    with pytest.raises(anthropic.RateLimitError) as exc:
+        await ant(gw).messages.create(
+            model=GPT, max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
+    assert exc.value.body["type"] == "error"  # type: ignore[index]
+    assert exc.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
