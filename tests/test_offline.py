@@ -1,0 +1,114 @@
+"""The built-in offline provider through the real gateway, as users meet it: no keys."""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from gateway_fixtures import gateway_env
+from upstream import FakeUpstream
+
+TOOL_OPENAI = {
+    "type": "function",
+    "function": {
+        "name": "lookup",
+        "parameters": {
+            "type": "object",
+            "properties": {"query": {"type": "string"}},
+            "required": ["query"],
+        },
+    },
+}
+TOOL_ANTHROPIC = {
+    "name": "lookup",
+    "input_schema": TOOL_OPENAI["function"]["parameters"],  # type: ignore[index]
+}
+
+
+@pytest.fixture
+async def gw(start_gateway) -> str:  # type: ignore[no-untyped-def]
+    return await start_gateway({"MINI_LLM_MOCK_DELAY": "0"})
+
+
+async def test_every_model_is_mocked_without_keys(gw: str) -> None:
+    client = openai.AsyncOpenAI(api_key="x", base_url=f"{gw}/v1", max_retries=0)
+    for model in ("gpt-4o", "claude-opus-4", "anything-at-all"):
+        raw = await client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "hi there"}]
+        )
+        assert raw.headers["x-minillm-target"] == f"mock:{model}"
+        assert raw.parse().choices[0].message.content == "You said: hi there"
+
+
+async def test_openai_stream_with_a_tool_call(gw: str) -> None:
+    client = openai.AsyncOpenAI(api_key="x", base_url=f"{gw}/v1", max_retries=0)
+    async with client.chat.completions.stream(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "use the lookup tool for cats"}],
+        tools=[TOOL_OPENAI],  # type: ignore[list-item]
+    ) as stream:
+        final = await stream.get_final_completion()
+    call = final.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert call.function.name == "lookup"
+    assert json.loads(call.function.arguments)["query"]
+
+
+async def test_anthropic_sdk_stream_and_tools_over_two_turns(gw: str) -> None:
+    client = anthropic.AsyncAnthropic(api_key="x", base_url=gw, max_retries=0)
+    async with client.messages.stream(
+        model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "hello"}]
+    ) as stream:
+        final = await stream.get_final_message()
+    assert final.content[0].text == "You said: hello"  # type: ignore[union-attr]
+    messages: list[dict[str, object]] = [{"role": "user", "content": "please use lookup"}]
+    first = await client.messages.create(
+        model="claude-haiku-4-5",
+        max_tokens=50,
+        messages=messages,
+        tools=[TOOL_ANTHROPIC],  # type: ignore[arg-type,list-item]
+    )
+    use = next(b for b in first.content if b.type == "tool_use")
+    assert first.stop_reason == "tool_use" and use.name == "lookup"  # type: ignore[union-attr]
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "42 cats"}],  # type: ignore[union-attr]
+        },
+    ]
+    second = await client.messages.create(
+        model="claude-haiku-4-5",
+        max_tokens=50,
+        messages=messages,
+        tools=[TOOL_ANTHROPIC],  # type: ignore[arg-type,list-item]
+    )
+    assert second.content[0].text == "Tool lookup returned: 42 cats"  # type: ignore[union-attr]
+
+
+async def test_embeddings_and_models_offline(gw: str) -> None:
+    client = openai.AsyncOpenAI(api_key="x", base_url=f"{gw}/v1", max_retries=0)
+    result = await client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+    assert len(result.data) == 2 and len(result.data[0].embedding) == 8
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{gw}/v1/models")).status_code == 200
+
+
+async def test_mock_prefix_with_real_providers_configured(
+    start_gateway,
+    upstream: FakeUpstream,  # type: ignore[no-untyped-def]
+) -> None:
+    gw = await start_gateway(gateway_env(upstream.url, MINI_LLM_MOCK_DELAY="0"))
+    client = openai.AsyncOpenAI(api_key="x", base_url=f"{gw}/v1", max_retries=0)
+    mocked = await client.chat.completions.create(
+        model="mock:test-model", messages=[{"role": "user", "content": "ping"}]
+    )
+    assert mocked.choices[0].message.content == "You said: ping"
+    real = await client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "ping"}]
+    )
+    assert real.choices[0].message.content == "echo: ping"
+    assert len(upstream.requests) == 1
