@@ -86,8 +86,8 @@ class Config:
     aliases: Mapping[str, tuple[Target, ...]] = field(default_factory=dict)
     max_body_bytes: int = 10 * MiB
     request_timeout: float = 60.0
-    stream_idle_timeout: float = 60.0
-    client_timeout: float = 30.0
+    stream_idle_timeout: float | None = None  # default: request_timeout
+    client_timeout: float | None = None  # default: request_timeout, at most 30 s
     shutdown_grace: float = 10.0
     default_max_tokens: int = 4096
     max_connections: int = 4096
@@ -107,6 +107,16 @@ class Config:
     usage_db: str | None = None  # Config.load() defaults it under the user data directory
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # per Mtok in, out
     log_format: str = "text"
+
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds a stream may go without progress (upstream or client) before it ends."""
+        return self.stream_idle_timeout or self.request_timeout
+
+    @property
+    def body_timeout(self) -> float:
+        """Seconds to receive a request body."""
+        return self.client_timeout or min(30.0, self.request_timeout)
 
     @property
     def offline(self) -> bool:

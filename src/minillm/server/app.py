@@ -63,7 +63,7 @@ async def read_json(config: Config) -> dict[str, Any]:
     declared = request.content_length
     if declared is not None and declared > config.max_body_bytes:
         raise PayloadTooLarge()
-    with trio.move_on_after(config.client_timeout) as deadline:
+    with trio.move_on_after(config.body_timeout) as deadline:
         try:
             raw = await request.body
         except RequestEntityTooLarge:
@@ -85,7 +85,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
     app = QuartTrio("minillm")
     app.config.update(
         RESPONSE_TIMEOUT=None,  # Quart's 60 s default would cut long streams silently
-        BODY_TIMEOUT=config.client_timeout,
+        BODY_TIMEOUT=config.body_timeout,
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
@@ -125,7 +125,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
                 reply.translator,
                 fmt,
                 provider=reply.target.provider,
-                idle_timeout=config.stream_idle_timeout,
+                idle_timeout=config.idle_timeout,
             )
             extra.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
             return Response(relay, status=200, content_type="text/event-stream", headers=extra)
