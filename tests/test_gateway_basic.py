@@ -103,3 +103,15 @@ async def test_concurrent_requests(gw: str) -> None:
 
 
 _ = Reply
+
+
+async def test_anthropic_count_tokens_is_forwarded(gw: str, upstream: FakeUpstream) -> None:
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{gw}/v1/messages/count_tokens", json=MESSAGES)
+        assert r.status_code == 200 and r.json()["input_tokens"] > 0
+        assert upstream.requests[-1].path == "/v1/messages/count_tokens"
+        r = await client.post(
+            f"{gw}/v1/messages/count_tokens", json={**MESSAGES, "model": "gpt-4o"}
+        )
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "Provider 'openai' does not support count_tokens"

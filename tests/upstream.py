@@ -132,6 +132,7 @@ _Plan = tuple[list[bytes], list[bytes], list[bytes], str]  # SSE head, deltas, t
 _ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/chat/completions"): "chat",
     ("POST", "/v1/messages"): "messages",
+    ("POST", "/v1/messages/count_tokens"): "count_tokens",
     ("GET", "/v1/models"): "models",
     ("POST", "/v1/embeddings"): "embeddings",
 }
@@ -405,6 +406,8 @@ class FakeUpstream:
             body = anthropic_body(answer) if call.api == "anthropic" else openai_body(answer)
         elif call.route == "models":
             body = {"object": "list", "data": _MODELS}
+        elif call.route == "count_tokens":
+            body = {"input_tokens": len(orjson.dumps(req.get("messages"))) // 4}
         else:
             body = _embeddings(req)
         return [], _split(orjson.dumps(body), parts), [], "application/json"

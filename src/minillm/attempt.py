@@ -93,6 +93,7 @@ async def attempt(
     before its response headers, :class:`UpstreamUnavailable` on connection
     errors and :class:`UpstreamHTTPError` for an error status.
     """
+    provider.url_for(call.operation)  # unsupported operations fail before any translation
     body = upstream_body(call, provider.format, target.model, config.default_max_tokens)
     request = provider.build_request(call.operation, body, call.headers, key)
     with upstream_errors(provider.name):

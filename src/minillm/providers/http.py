@@ -22,11 +22,15 @@ __all__ = ["HTTPProvider", "Operation", "open_providers", "upstream_errors"]
 
 log = logging.getLogger("minillm.upstream")
 
-Operation = Literal["chat", "embeddings", "models"]
+Operation = Literal["chat", "embeddings", "models", "count_tokens"]
 
 _PATHS: Mapping[str, Mapping[str, str]] = {
     "openai": {"chat": "/chat/completions", "embeddings": "/embeddings", "models": "/models"},
-    "anthropic": {"chat": "/v1/messages", "models": "/v1/models"},
+    "anthropic": {
+        "chat": "/v1/messages",
+        "models": "/v1/models",
+        "count_tokens": "/v1/messages/count_tokens",
+    },
 }
 ANTHROPIC_VERSION = "2023-06-01"
 _USER_AGENT = f"minillm/{__version__}"
@@ -66,9 +70,7 @@ class HTTPProvider:
         key: str | None,
     ) -> httpx.Request:
         """The upstream request for ``operation``, authenticated with ``key``."""
-        url = self._urls.get(operation)
-        if url is None:
-            raise BadRequest(f"Provider '{self.name}' does not support {operation}")
+        url = self.url_for(operation)
         headers = {"user-agent": _USER_AGENT, "accept": "application/json"}
         if body is not None:
             headers["content-type"] = "application/json"
@@ -87,6 +89,13 @@ class HTTPProvider:
         headers.update(self.config.headers)
         method = "GET" if body is None else "POST"
         return httpx.Request(method, url, content=body, headers=headers, extensions=_EXTENSIONS)
+
+    def url_for(self, operation: Operation) -> httpx.URL:
+        """The endpoint of ``operation``; BadRequest if this provider's API has none."""
+        url = self._urls.get(operation)
+        if url is None:
+            raise BadRequest(f"Provider '{self.name}' does not support {operation}")
+        return url
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """Send on the pooled transport; the body is left unread (stream it, then close).

@@ -47,7 +47,7 @@ _JSON = "application/json"
 
 def client_format(path: str) -> WireFormat:
     """The API a path belongs to, which decides the shape of its errors."""
-    if path.startswith("/anthropic/") or path.rstrip("/").endswith("/messages"):
+    if path.startswith("/anthropic/") or "/v1/messages" in path:
         return "anthropic"
     return "openai"
 
@@ -137,6 +137,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
         "/v1/chat/completions": endpoint("openai", "chat"),
         "/v1/embeddings": endpoint("openai", "embeddings"),
         "/v1/messages": endpoint("anthropic", "chat"),
+        "/v1/messages/count_tokens": endpoint("anthropic", "count_tokens"),
     }
 
     async def list_models() -> Response:

@@ -49,6 +49,7 @@ _API_PREFIXES = ("/v1/", "/openai/v1/", "/anthropic/v1/")
 _ENDPOINTS = {
     "/v1/chat/completions": "chat_completions",
     "/v1/messages": "messages",
+    "/v1/messages/count_tokens": "count_tokens",
     "/v1/embeddings": "embeddings",
     "/v1/models": "models",
 }
