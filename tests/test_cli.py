@@ -87,6 +87,10 @@ def test_health(gateway: str, dead_url: str) -> None:
     assert ok.returncode == 0 and ok.stdout.startswith(f"ok  {gateway}  ("), ok
     from_env = minillm("health", env={"MINI_LLM_URL": gateway + "/v1"})  # SDK base URL is fine
     assert from_env.returncode == 0, from_env
+    providers = minillm("health", "--providers", gateway)
+    assert providers.returncode == 0, providers
+    mock = next(line for line in providers.stdout.splitlines() if line.startswith("mock "))
+    assert "breaker closed" in mock and "in flight 0" in mock
     down = minillm("health", dead_url)
     assert down.returncode == 1 and down.stdout == ""
     assert down.stderr == f"minillm: cannot reach the gateway at {dead_url} (is it running?)\n"

@@ -186,6 +186,8 @@ async def test_admission_limit_answers_503(start_gateway, upstream: FakeUpstream
             r = await client.post(f"{gw}/v1/chat/completions", json=CHAT)
             assert r.status_code == 503
             assert r.headers["retry-after"] == "1"
+            health = (await client.get(f"{gw}/health/providers")).json()["providers"]
+            assert health["openai"]["in_flight"] == 1 and health["anthropic"]["in_flight"] == 0
             async for _ in held.aiter_bytes():
                 pass
         r = await client.post(f"{gw}/v1/chat/completions", json=CHAT)

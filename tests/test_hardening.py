@@ -243,9 +243,10 @@ async def test_one_timeout_bounds_hangs_and_stalls(start_gateway, upstream: Fake
     gw = await start_gateway(gateway_env(upstream.url, MINI_LLM_REQUEST_TIMEOUT="1"))
     upstream.push(StallAfter(2))
     started = trio.current_time()
-    async with httpx.AsyncClient(timeout=10) as client, client.stream(
-        "POST", f"{gw}/v1/messages", json={**MESSAGES, "stream": True}
-    ) as r:
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream("POST", f"{gw}/v1/messages", json={**MESSAGES, "stream": True}) as r,
+    ):
         events = await read_events(r)
     assert events[-1].startswith(b"event: error")
     assert trio.current_time() - started < 3

@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     health = _command(commands, "health", "check that a gateway answers /health")
     health.add_argument("url", nargs="?", metavar="URL", help=_URL_HELP)
     health.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    health.add_argument(
+        "--providers", action="store_true", help="also show keys, breaker and load per provider"
+    )
+    health.add_argument("--api-key", help=_KEY_HELP)
     health.set_defaults(run=run_health)
 
     models = _command(commands, "models", "list a gateway's model aliases and their targets")

@@ -115,7 +115,27 @@ def run_health(args: argparse.Namespace) -> int:
     if response.status_code != 200 or _json(response.content) != {"status": "ok"}:
         raise CommandError(f"the gateway at {url} is not healthy (HTTP {response.status_code})")
     print(f"ok  {url}  ({elapsed:.0f} ms)")
+    if args.providers:
+        with reaching(url), http_client(args.timeout, args.api_key) as client:
+            response = client.get(f"{url}/health/providers")
+            if response.status_code != 200:
+                raise api_error(response)
+        print("\n".join(provider_lines(response.content)))
     return EXIT_OK
+
+
+def provider_lines(body: bytes) -> list[str]:
+    """One line per provider of ``/health/providers``: keys, breaker, in-flight."""
+    providers = _dig(_json(body), "providers")
+    lines = []
+    for name, health in sorted(providers.items()) if isinstance(providers, dict) else []:
+        cooling = _dig(health, "keys_cooling")
+        masked = ", ".join(map(str, cooling)) if isinstance(cooling, list) and cooling else "-"
+        lines.append(
+            f"{name:<12} keys available {_dig(health, 'keys_available')}  cooling {masked}"
+            f"  breaker {_dig(health, 'breaker')}  in flight {_dig(health, 'in_flight')}"
+        )
+    return lines
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ import logging
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 
@@ -84,6 +85,7 @@ class Gateway:
             for name, p in providers.items()
             if p.config.max_in_flight
         }
+        self._in_flight: Counter[str] = Counter()
         self._on_attempt = on_attempt
         self._rng = rng or random.Random()
         self.discovery = ModelDiscovery(providers)
@@ -122,6 +124,8 @@ class Gateway:
                     f"No API key configured for provider '{provider.name}'"
                 )
                 continue
+            self._in_flight[provider.name] += 1
+            resources.callback(self._in_flight.subtract, (provider.name,))
             slots = self._provider_slots.get(provider.name)
             if slots is not None:
                 try:
@@ -206,10 +210,10 @@ class Gateway:
     def provider_health(self) -> dict[str, dict[str, object]]:
         """Per provider: keys available and cooling (masked), breaker, in-flight."""
         now = trio.current_time()
-        report = {name: health.snapshot(now) for name, health in self.health.items()}
-        for name, slots in self._provider_slots.items():
-            report[name]["in_flight"] = slots.borrowed_tokens
-        return report
+        return {
+            name: {**health.snapshot(now), "in_flight": self._in_flight[name]}
+            for name, health in self.health.items()
+        }
 
 
 def _all_keys_cooling(provider: str, retry_after: float) -> UpstreamHTTPError:

@@ -1,4 +1,4 @@
-"""Per-provider health: key rotation and cooldowns, circuit breaker, in-flight count.
+"""Per-provider health: key rotation and cooldowns, circuit breaker.
 
 Sans-I/O: every method takes ``now`` (a monotonic time, ``trio.current_time()``
 in the gateway).  :class:`ProviderHealth` is the interface; :class:`LocalHealth`
@@ -68,7 +68,6 @@ class LocalHealth:
         self._failures = 0
         self._open_until: float | None = None
         self._probe_started: float | None = None
-        self.in_flight = 0
 
     def acquire_key(self, now: float) -> str | None:
         """The next usable key, round-robin; :class:`KeysCooling` if none is."""
@@ -139,5 +138,4 @@ class LocalHealth:
             "keys_available": len(keys) - len(cooling),
             "keys_cooling": cooling,
             "breaker": breaker,
-            "in_flight": self.in_flight,
         }
