@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 import trio
 
 from gateway_fixtures import gateway_env
@@ -60,6 +61,9 @@ async def test_sigterm_drains_in_flight_stream_then_exits_0(upstream: FakeUpstre
             async for chunk in r.aiter_bytes():
                 if not chunks:
                     served.process.send_signal(signal.SIGTERM)
+                    await trio.sleep(0.3)
+                    with pytest.raises(httpx.ConnectError):  # no longer accepting
+                        await httpx.AsyncClient().get(f"{served.url}/health")
                 chunks.append(chunk)
         body = b"".join(chunks)
         assert body.endswith(b"data: [DONE]\n\n")

@@ -82,6 +82,8 @@ async def serve(
 ) -> None:
     """Serve until ``shutdown`` is set (or SIGTERM/SIGINT), then drain and return.
 
+    ``sock`` (by default bound from the config) is taken over and closed.
+
     In-flight requests get ``config.shutdown_grace`` seconds to finish, then
     are cancelled.  A second signal cancels at once.  ``on_ready`` and
     ``task_status.started`` receive the URL actually bound, once the gateway
@@ -95,26 +97,29 @@ async def serve(
     url = url_of(sock)
     shutdown = trio.Event() if shutdown is None else shutdown
     app = create_app(config)
-    with sock:
-        async with trio.open_nursery() as nursery:
+    hc = hypercorn_config(config, sock)
+    # Hypercorn listens on its own duplicate: close ours, so that when it stops
+    # listening at shutdown the kernel refuses new connections at once.
+    sock.close()
+    async with trio.open_nursery() as nursery:
 
-            async def run_server(*, task_status: trio.TaskStatus[None]) -> None:
-                await hypercorn_serve(
-                    app,
-                    hypercorn_config(config, sock),
-                    shutdown_trigger=shutdown.wait,
-                    task_status=task_status,  # type: ignore[arg-type]
-                )
-                nursery.cancel_scope.cancel()
+        async def run_server(*, task_status: trio.TaskStatus[None]) -> None:
+            await hypercorn_serve(
+                app,
+                hc,
+                shutdown_trigger=shutdown.wait,
+                task_status=task_status,  # type: ignore[arg-type]
+            )
+            nursery.cancel_scope.cancel()
 
-            if handle_signals:
-                nursery.start_soon(_on_signals, shutdown, nursery.cancel_scope)
-            if on_stuck is not None:
-                nursery.start_soon(_watchdog, shutdown, config.shutdown_grace + 5, on_stuck)
-            await nursery.start(run_server)
-            if on_ready is not None:
-                on_ready(url)
-            task_status.started(url)
+        if handle_signals:
+            nursery.start_soon(_on_signals, shutdown, nursery.cancel_scope)
+        if on_stuck is not None:
+            nursery.start_soon(_watchdog, shutdown, config.shutdown_grace + 5, on_stuck)
+        await nursery.start(run_server)
+        if on_ready is not None:
+            on_ready(url)
+        task_status.started(url)
 
 
 async def _on_signals(shutdown: trio.Event, scope: trio.CancelScope) -> None:
