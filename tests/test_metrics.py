@@ -138,3 +138,12 @@ async def test_scrapes_are_not_api_traffic(upstream: FakeUpstream, start_gateway
     s = await scrape(gw)
     assert total(s, "minillm_requests_total") == 0
     assert value(s, "minillm_in_flight_requests") == 0
+
+
+def test_model_label_values_are_bounded() -> None:
+    from minillm.metrics import MAX_MODELS, Metrics
+
+    metrics = Metrics()
+    labels = {metrics.model_label(f"model-{i}") for i in range(MAX_MODELS + 50)}
+    assert len(labels) == MAX_MODELS + 1 and "other" in labels
+    assert metrics.model_label("model-3") == "model-3"  # known names keep their label

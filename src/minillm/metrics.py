@@ -57,10 +57,14 @@ def rejection_reason(exc: GatewayError) -> str | None:
     return None
 
 
+MAX_MODELS = 200  # distinct ``model`` label values; the rest are counted as "other"
+
+
 class Metrics:
     """The metric objects of one app and their registry."""
 
     def __init__(self) -> None:
+        self._models: set[str] = set()
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
         self.requests = Counter(
@@ -112,6 +116,19 @@ class Metrics:
             "Usage records dropped because the writer queue was full",
             registry=reg,
         )
+
+    def model_label(self, model: str) -> str:
+        """``model`` as a label value, or ``other`` once :data:`MAX_MODELS` are in use.
+
+        Model names come from clients: without a bound, a client inventing
+        names would grow the registry (and every scrape) without limit.
+        """
+        if model in self._models:
+            return model
+        if len(self._models) >= MAX_MODELS:
+            return "other"
+        self._models.add(model)
+        return model
 
     def attempt(self, provider: str, outcome: str) -> None:
         """Count one upstream attempt (the gateway calls this per try)."""

@@ -99,9 +99,9 @@ class Accounting:
     ) -> None:
         """Metrics, usage record and token charge of a finished API request."""
         tokens = _tokens(state)
-        provider, model = state.provider or "", state.model_served or ""
-        status = state.status or 499  # cancelled before any response: client went away
         m = self.metrics
+        provider, model = state.provider or "", m.model_label(state.model_served or "")
+        status = state.status or 499  # cancelled before any response: client went away
         m.requests.labels(endpoint, provider, model, str(status)).inc()
         m.duration.labels(endpoint, provider).observe(elapsed)
         ttfb = None if state.first_byte is None else state.first_byte - state.started
