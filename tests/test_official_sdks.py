@@ -101,3 +101,19 @@ async def test_upstream_errors_raise_the_sdk_exception(
             max_tokens=8,
             messages=PROMPT,  # type: ignore[arg-type]
         )
+
+
+async def test_same_format_errors_keep_provider_fields(gw: str, upstream: FakeUpstream) -> None:
+    body = {
+        "error": {
+            "message": "This model's maximum context length is 128000 tokens.",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    }
+    upstream.push(Status(400, body=body))
+    with pytest.raises(openai.BadRequestError) as exc:
+        await openai_client(gw).chat.completions.create(model="gpt-4o", messages=PROMPT)
+    assert exc.value.code == "context_length_exceeded"
+    assert exc.value.param == "messages"

@@ -149,10 +149,14 @@ class UpstreamHTTPError(GatewayError):
         kind: str | None = None,
         *,
         headers: Mapping[str, str] | None = None,
+        original: tuple[WireFormat, dict[str, object]] | None = None,
     ):
         super().__init__(message, headers=headers)
         self.status = status
         self.kind = kind or status_kind(status)
+        self.original = original
+        """The provider's own error body (scrubbed) and its API: relayed as it is to
+        clients of the same API, so fields like OpenAI's ``code`` survive."""
 
 
 _KIND_BY_STATUS = {
@@ -222,4 +226,8 @@ def error_body(
 
 def render_error(fmt: WireFormat, exc: GatewayError, request_id: str | None = None) -> bytes:
     """Serialise ``exc`` as the error body of API ``fmt``."""
+    original = getattr(exc, "original", None)
+    if original is not None and original[0] == fmt:
+        body = original[1] if request_id is None else {**original[1], "request_id": request_id}
+        return orjson.dumps(body)
     return orjson.dumps(error_body(fmt, exc.kind, exc.message, request_id))

@@ -16,6 +16,7 @@ example ``invalid_api_key`` -> ``authentication_error``, ``insufficient_quota``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -52,12 +53,29 @@ _OPENAI_KINDS = {
 def upstream_error(
     fmt: WireFormat, status: int, body: bytes, *, secrets: Sequence[str] = ()
 ) -> UpstreamHTTPError:
-    """The gateway error for a provider's HTTP ``status`` and error ``body`` in API ``fmt``."""
+    """The gateway error for a provider's HTTP ``status`` and error ``body`` in API ``fmt``.
+
+    A body in the API's own error shape is also kept (with every secret
+    replaced by ``***``) to be relayed as it is to clients of the same API.
+    """
+    for secret in secrets:
+        if secret:
+            body = body.replace(secret.encode(), b"***")
     try:
         parsed = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         parsed = None
-    return _from_parsed(fmt, status, parsed, secrets)
+    error = _from_parsed(fmt, status, parsed, secrets)
+    if isinstance(parsed, dict) and _is_error_shape(fmt, parsed):
+        error.original = (fmt, parsed)
+    return error
+
+
+def _is_error_shape(fmt: WireFormat, parsed: dict[str, Any]) -> bool:
+    inner = parsed.get("error")
+    if not isinstance(inner, dict) or not isinstance(inner.get("message"), str):
+        return False
+    return fmt == "openai" or parsed.get("type") == "error"
 
 
 def stream_upstream_error(fmt: WireFormat, parsed: object) -> UpstreamHTTPError:
