@@ -7,6 +7,7 @@ exceptions are mapped to gateway errors at this seam by :func:`upstream_errors`.
 from __future__ import annotations
 
 import logging
+import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Literal
@@ -14,6 +15,7 @@ from typing import Literal
 import httpx
 
 from minillm import __version__
+from minillm.auth import is_loopback
 from minillm.config import Config, ProviderConfig
 from minillm.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
 from minillm.providers.mock import MockTransport
@@ -122,6 +124,18 @@ def upstream_errors(provider: str) -> Iterator[None]:
         raise UpstreamUnavailable() from exc
 
 
+def proxy_for(base_url: str) -> str | None:
+    """The proxy the environment asks for (``HTTPS_PROXY``/``HTTP_PROXY``,
+    ``ALL_PROXY``), unless ``NO_PROXY`` exempts the URL's host.  Loopback hosts
+    (a local vLLM or Ollama) are never proxied."""
+    url = httpx.URL(base_url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if not proxy or is_loopback(url.host) or urllib.request.proxy_bypass(url.host):
+        return None
+    return proxy
+
+
 def _transport_for(provider: ProviderConfig, config: Config) -> httpx.AsyncBaseTransport:
     if provider.name == "mock":
         return MockTransport(chunk_delay=config.mock_chunk_delay)
@@ -131,6 +145,7 @@ def _transport_for(provider: ProviderConfig, config: Config) -> httpx.AsyncBaseT
             max_keepalive_connections=config.max_keepalive,
             keepalive_expiry=30.0,
         ),
+        proxy=proxy_for(provider.base_url),
         retries=0,
     )
 
