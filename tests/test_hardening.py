@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from gateway_fixtures import OPENAI_KEY, gateway_env
-from upstream import DropAfter, FakeUpstream, Hang, SlowStream, StallAfter, Status
+from upstream import DropAfter, FakeUpstream, Hang, Reply, SlowStream, StallAfter, Status
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 MESSAGES = {
@@ -250,3 +250,26 @@ async def test_one_timeout_bounds_hangs_and_stalls(start_gateway, upstream: Fake
         events = await read_events(r)
     assert events[-1].startswith(b"event: error")
     assert trio.current_time() - started < 3
+
+
+async def test_client_that_stops_reading_releases_the_upstream(
+    start_gateway, upstream: FakeUpstream  # type: ignore[no-untyped-def]
+) -> None:
+    gw = await start_gateway(gateway_env(upstream.url, MINI_LLM_STREAM_IDLE_TIMEOUT="0.5"))
+    upstream.push(Reply(text="word " * 120_000))  # ~20 MB of SSE: more than socket buffers hold
+    port = int(gw.rsplit(":", 1)[1])
+    sock = trio.socket.socket()
+    sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+    await sock.connect(("127.0.0.1", port))
+    stream = trio.SocketStream(sock)
+    body = orjson.dumps({**CHAT, "stream": True})
+    await stream.send_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    assert (await stream.receive_some(4096)).startswith(b"HTTP/1.1 200")
+    # ...and never read again: the gateway must give up on the stream and free the upstream
+    await upstream.wait_disconnect(timeout=10)
+    async with httpx.AsyncClient() as client:  # still serving others
+        assert (await client.post(f"{gw}/v1/chat/completions", json=CHAT)).status_code == 200
+    await stream.aclose()
