@@ -23,6 +23,8 @@ __all__ = ["PassthroughStream"]
 _BOUNDARIES = (b"\n\n", b"\r\n\r\n", b"\r\r")
 _EVENT_SPLIT = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
 _DATA_LINE = re.compile(rb"^data:[ ]?(.*)$", re.MULTILINE)
+# A usage *object*: OpenAI sends ``"usage":null`` in every chunk once usage is asked for.
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
 
 
 class PassthroughStream:
@@ -50,7 +52,7 @@ class PassthroughStream:
             return b""
         self._pending = data[end:]
         out = data[:end]
-        return self._usage(out) if b'"usage"' in out else out
+        return self._usage(out) if _USAGE.search(out) else out
 
     def close(self) -> bytes:
         """Flush a final event the upstream did not terminate with a blank line."""
@@ -58,14 +60,14 @@ class PassthroughStream:
         if not tail.strip():
             return b""
         out = tail + b"\n\n"
-        return self._usage(out) if b'"usage"' in out else out
+        return self._usage(out) if _USAGE.search(out) else out
 
     def _usage(self, data: bytes) -> bytes:
         """Record the usage of the events in ``data``; maybe drop the usage-only chunk."""
         parts = _EVENT_SPLIT.split(data)
         kept: list[bytes] = []
         for event, sep in zip(parts[::2], [*parts[1::2], b""], strict=True):
-            if b'"usage"' in event and self._record(event):
+            if _USAGE.search(event) and self._record(event):
                 continue
             kept.append(event + sep)
         self.input_tokens, self.output_tokens = self.tokens.input, self.tokens.output

@@ -1,0 +1,63 @@
+"""Same-format streams: bytes forwarded event-aligned; usage picked out cheaply."""
+
+from __future__ import annotations
+
+import itertools
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minillm.translate.passthrough import PassthroughStream
+
+
+def chunk(delta: dict[str, object], usage: object = None, choices: bool = True) -> bytes:
+    body = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": None}] if choices else [],
+        "usage": usage,
+    }
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+STREAM = (
+    chunk({"role": "assistant", "content": ""})
+    + chunk({"content": "Hello"})
+    + chunk({"content": " world"})
+    + chunk(
+        {}, usage={"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}, choices=False
+    )
+    + b"data: [DONE]\n\n"
+)
+
+
+def run(pieces: list[bytes], *, drop: bool) -> tuple[bytes, PassthroughStream]:
+    stream = PassthroughStream(drop_usage_chunk=drop)
+    out = b"".join(stream.feed(p) for p in pieces) + stream.close()
+    return out, stream
+
+
+@settings(max_examples=60)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12))
+def test_any_chunking_forwards_whole_events_and_counts_usage(cuts: list[int]) -> None:
+    bounds = [0, *sorted(cuts), len(STREAM)]
+    pieces = [STREAM[a:b] for a, b in itertools.pairwise(bounds)]
+    out, stream = run(pieces, drop=False)
+    assert out == STREAM
+    assert (stream.input_tokens, stream.output_tokens) == (7, 2)
+    dropped, stream = run(pieces, drop=True)
+    assert dropped == STREAM.replace(STREAM.split(b"\n\n")[3] + b"\n\n", b"")
+    assert (stream.input_tokens, stream.output_tokens) == (7, 2)
+
+
+def test_null_usage_fields_are_not_parsed() -> None:
+    stream = PassthroughStream()
+    assert stream.feed(chunk({"content": "x"}, usage=None)) == chunk({"content": "x"})
+    assert stream.input_tokens is None
+
+
+def test_unterminated_last_event_is_flushed() -> None:
+    stream = PassthroughStream()
+    assert stream.feed(b"data: [DONE]") == b""
+    assert stream.close() == b"data: [DONE]\n\n"
