@@ -25,6 +25,7 @@ from minillm.errors import (
     GatewayError,
     MethodNotAllowed,
     NotFound,
+    Overloaded,
     PayloadTooLarge,
     WireFormat,
     render_error,
@@ -79,6 +80,17 @@ async def read_json(config: Config) -> dict[str, Any]:
     return body
 
 
+class _Serving:
+    """The app's gateway, which exists between Quart's serving start and end."""
+
+    gateway: Gateway | None = None
+
+    def current(self) -> Gateway:
+        if self.gateway is None:
+            raise Overloaded("The gateway is starting or stopping")
+        return self.gateway
+
+
 def create_app(config: Config | None = None) -> QuartTrio:
     """Build the app; providers are opened when serving starts."""
     config = config or Config.load()
@@ -90,20 +102,20 @@ def create_app(config: Config | None = None) -> QuartTrio:
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
     lifetime = AsyncExitStack()
-    gateways: list[Gateway] = []
+    serving = _Serving()
     accounting = Accounting(config)
 
     @app.before_serving
     async def open_gateway() -> None:
         providers = await lifetime.enter_async_context(open_providers(config))
-        gateways.append(Gateway(config, providers, on_attempt=accounting.metrics.attempt))
+        serving.gateway = Gateway(config, providers, on_attempt=accounting.metrics.attempt)
         await accounting.start(app.nursery)
         if config.offline:
             log.warning("no provider keys configured: every model is served by the offline mock")
 
     @app.after_serving
     async def close_gateway() -> None:
-        gateways.clear()
+        serving.gateway = None
         await lifetime.aclose()
         await accounting.aclose()  # flush queued usage records
 
@@ -115,7 +127,9 @@ def create_app(config: Config | None = None) -> QuartTrio:
             accounting.check_model(state, body.get("model"))
             headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))}
             headers["x-request-id"] = state.request_id
-            reply = await gateways[0].handle(Call(fmt, operation, body, headers), state.resources)
+            reply = await serving.current().handle(
+                Call(fmt, operation, body, headers), state.resources
+            )
             state.note_reply(reply)
             extra = {"x-minillm-target": state.target}
             if isinstance(reply, JSONReply):
@@ -145,7 +159,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
             (name, [str(t) for t in config.aliases[name]]) for name in sorted(config.aliases)
         ]
         if config.discover_models:
-            discovered = await gateways[0].discovery.models()
+            discovered = await serving.current().discovery.models()
             entries += [(f"{p}:{m}", [f"{p}:{m}"]) for p, m in discovered]
         return json_response(models_body(entries, anthropic="anthropic-version" in request.headers))
 
@@ -162,7 +176,15 @@ def create_app(config: Config | None = None) -> QuartTrio:
 
     @app.get("/health/providers")
     async def provider_health() -> Response:
-        return json_response(orjson.dumps({"providers": gateways[0].provider_health()}))
+        return json_response(orjson.dumps({"providers": serving.current().provider_health()}))
+
+    _install_error_handlers(app)
+    app.asgi_app = RequestScope(app.asgi_app, accounting)  # type: ignore[method-assign]
+    return app
+
+
+def _install_error_handlers(app: QuartTrio) -> None:
+    """The error boundary: every failure becomes an error body of the called API."""
 
     @app.errorhandler(GatewayError)
     async def on_gateway_error(exc: GatewayError) -> Response:
@@ -170,19 +192,24 @@ def create_app(config: Config | None = None) -> QuartTrio:
 
     @app.errorhandler(HTTPException)
     async def on_http_exception(exc: HTTPException) -> Response:
-        if exc.code == 405:
-            return error_response(MethodNotAllowed(f"Method {request.method} not allowed"))
-        if exc.code == 413:
-            return error_response(PayloadTooLarge())
-        return error_response(NotFound(f"No route for {request.method} {request.path}"))
+        error: GatewayError
+        if exc.code == 404:
+            error = NotFound(f"No route for {request.method} {request.path}")
+        elif exc.code == 405:
+            error = MethodNotAllowed(f"Method {request.method} not allowed")
+        elif exc.code == 413:
+            error = PayloadTooLarge()
+        elif exc.code == 400:
+            error = BadRequest()
+        else:
+            log.warning("HTTP %s from the framework on %s", exc.code, request.path)
+            error = GatewayError()
+        return error_response(error)
 
     @app.errorhandler(Exception)
     async def on_unexpected(exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(GatewayError())
-
-    app.asgi_app = RequestScope(app.asgi_app, accounting)  # type: ignore[method-assign]
-    return app
 
 
 def error_response(exc: GatewayError) -> Response:
