@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ import trio
 
 from minillm.config import Config, Target
 from minillm.errors import UpstreamHTTPError, UpstreamProtocolError, UpstreamTimeout, WireFormat
-from minillm.providers.http import HTTPProvider, Operation, upstream_errors
+from minillm.providers.http import HTTPProvider, Operation, body_chunks, upstream_errors
 from minillm.translate.passthrough import PassthroughStream
 from minillm.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
 from minillm.translate.responses import (
@@ -165,11 +165,12 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     """The response body, failing when it exceeds ``limit`` bytes."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise UpstreamProtocolError("Provider response too large")
-        chunks.append(chunk)
+    async with aclosing(body_chunks(response)) as body:
+        async for chunk in body:
+            size += len(chunk)
+            if size > limit:
+                raise UpstreamProtocolError("Provider response too large")
+            chunks.append(chunk)
     return b"".join(chunks)
 
 

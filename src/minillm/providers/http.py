@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import urllib.request
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from typing import Literal
+from typing import Literal, cast
 
 import httpx
 
@@ -20,7 +20,7 @@ from minillm.config import Config, ProviderConfig
 from minillm.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
 from minillm.providers.mock import MockTransport
 
-__all__ = ["HTTPProvider", "Operation", "open_providers", "upstream_errors"]
+__all__ = ["HTTPProvider", "Operation", "body_chunks", "open_providers", "upstream_errors"]
 
 log = logging.getLogger("minillm.upstream")
 
@@ -109,6 +109,20 @@ class HTTPProvider:
         response = await self.transport.handle_async_request(request)
         response.request = request
         return response
+
+
+def body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    """The response body as it arrives, to be closed with ``aclosing``.
+
+    Straight from the transport's stream (we never ask for compression, so
+    there is nothing to decode), without the two generator layers and the
+    per-chunk context manager of ``aiter_bytes``; a compressed body (a server
+    that compresses unasked) still goes through httpx's decoders.
+    """
+    if "content-encoding" in response.headers:
+        return cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+    stream = cast(httpx.AsyncByteStream, response.stream)
+    return cast(AsyncGenerator[bytes, None], stream.__aiter__())
 
 
 @contextmanager

@@ -18,17 +18,17 @@ upstream reads (backpressure) and memory per stream stays bounded.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from types import TracebackType
-from typing import Self, cast
+from typing import Self
 
 import httpx
 import trio
 from quart.wrappers.response import ResponseBody
 
 from minillm.errors import GatewayError, UpstreamTimeout, WireFormat
-from minillm.providers.http import upstream_errors
+from minillm.providers.http import body_chunks, upstream_errors
 from minillm.translate.streams import StreamTranslator, stream_error
 
 __all__ = ["CHANNEL_SIZE", "RelayBody"]
@@ -115,8 +115,7 @@ class RelayBody(ResponseBody):
                 await self._deliver_last(stream_error(self._format, GatewayError()))
 
     async def _relay(self) -> None:
-        chunks = cast(AsyncGenerator[bytes, None], self._response.aiter_bytes())
-        async with aclosing(chunks):
+        async with aclosing(body_chunks(self._response)) as chunks:
             await self._relay_chunks(chunks)
 
     async def _relay_chunks(self, chunks: AsyncIterator[bytes]) -> None:
@@ -128,7 +127,10 @@ class RelayBody(ResponseBody):
         translator = self._translator
         send = self._send
         waiting_on_client = False
-        with trio.CancelScope(deadline=trio.current_time() + self._idle) as idle:
+        window = self._idle
+        step = window / 20  # moving a deadline has a cost: move it at most 20 times a window
+        pushed = trio.current_time()
+        with trio.CancelScope(deadline=pushed + window) as idle:
             with upstream_errors(self._provider):
                 async for chunk in chunks:
                     if out := translator.feed(chunk):
@@ -138,7 +140,9 @@ class RelayBody(ResponseBody):
                             waiting_on_client = True
                             await send.send(out)
                             waiting_on_client = False
-                    idle.deadline = trio.current_time() + self._idle
+                    if (now := trio.current_time()) - pushed > step:
+                        idle.deadline = now + window
+                        pushed = now
             if out := translator.close():
                 waiting_on_client = True
                 await send.send(out)
