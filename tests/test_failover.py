@@ -46,6 +46,7 @@ async def test_retries_are_bounded(start_gateway, upstream: FakeUpstream) -> Non
     upstream.push(*[Status(502)] * 5)
     r = await post(gw)
     assert r.status_code == 502
+    assert r.headers["x-minillm-target"] == "openai:gpt-4o-mini"  # errors say who answered
     assert len(upstream.requests) == 2
 
 

@@ -44,6 +44,8 @@ __all__ = ["Call", "Gateway", "JSONReply", "StreamReply"]
 
 log = logging.getLogger("minillm.gateway")
 
+TARGET_HEADER = "x-minillm-target"
+
 AttemptObserver = Callable[[str, str], None]
 
 
@@ -134,10 +136,13 @@ class Gateway:
                     self._on_attempt(provider.name, "skipped_busy")
                     error = busy
                     continue
-            outcome = await self._try_target(call, provider, target, resources, deadline)
+            try:
+                outcome = await self._try_target(call, provider, target, resources, deadline)
+            except GatewayError as exc:
+                raise _tagged(exc, target) from None
             if not isinstance(outcome, GatewayError):
                 return outcome
-            error = outcome
+            error = _tagged(outcome, target)
         raise error
 
     async def _try_target(
@@ -214,6 +219,12 @@ class Gateway:
             name: {**health.snapshot(now), "in_flight": self._in_flight[name]}
             for name, health in self.health.items()
         }
+
+
+def _tagged(error: GatewayError, target: Target) -> GatewayError:
+    """``error`` with the ``x-minillm-target`` header of the target that gave it."""
+    error.headers = {**error.headers, TARGET_HEADER: str(target)}
+    return error
 
 
 def _all_keys_cooling(provider: str, retry_after: float) -> UpstreamHTTPError:

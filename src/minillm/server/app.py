@@ -30,7 +30,7 @@ from minillm.errors import (
     WireFormat,
     render_error,
 )
-from minillm.gateway import Call, Gateway, JSONReply
+from minillm.gateway import TARGET_HEADER, Call, Gateway, JSONReply
 from minillm.metrics import rejection_reason
 from minillm.providers.http import Operation, open_providers
 from minillm.server.accounting import Accounting, install_accounting
@@ -131,7 +131,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
                 Call(fmt, operation, body, headers), state.resources
             )
             state.note_reply(reply)
-            extra = {"x-minillm-target": state.target}
+            extra = {TARGET_HEADER: state.target}
             if isinstance(reply, JSONReply):
                 return json_response(reply.body, headers=extra)
             relay = RelayBody(
@@ -216,6 +216,7 @@ def error_response(exc: GatewayError) -> Response:
     state = current_request()
     if state.rejection is None:
         state.rejection = rejection_reason(exc)
+    state.target = exc.headers.get(TARGET_HEADER, state.target)
     body = render_error(client_format(request.path), exc, state.request_id or None)
     return json_response(body, exc.status, dict(exc.headers))
 
