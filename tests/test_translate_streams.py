@@ -609,3 +609,10 @@ def test_byte_at_a_time() -> None:
     for translate, upstream in ((a2o, ANTHROPIC_STREAM), (o2a, OPENAI_STREAM)):
         bytewise = translate(upstream[i : i + 1] for i in range(len(upstream)))[1]
         assert bytewise == translate([upstream])[1]
+
+
+def test_pre_encoded_text_chunks_equal_the_general_encoder() -> None:
+    a2o = AnthropicToOpenAIStream(model='we"ird', include_usage=False, created=1)
+    a2o.feed(b'event: message_start\ndata: {"type":"message_start","message":{"id":"m1"}}\n\n')
+    for text in ("plain", 'qu"ote \\ back', "ünï 😀", "\n"):
+        assert a2o._text(text) == a2o._chunk({"content": text})

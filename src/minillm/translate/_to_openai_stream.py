@@ -26,6 +26,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
+
 from minillm.errors import UpstreamHTTPError, UpstreamProtocolError
 from minillm.sse import SSEDecoder, SSEEvent
 from minillm.translate._common import (
@@ -55,6 +57,8 @@ class AnthropicToOpenAIStream:
         self._finish: str | None = None  # set once the finish chunk was sent
         self._usage: dict[str, Any] = {}  # Anthropic usage, merged as it arrives
         self._done = False
+        self._text_head: bytes | None = None  # a text chunk, split around its text
+        self._text_tail = b""
         self.input_tokens: int | None = None
         """Prompt tokens, cache reads and writes included."""
         self.output_tokens: int | None = None
@@ -93,6 +97,14 @@ class AnthropicToOpenAIStream:
             out.append(handler(self, data))
         return b"".join(out)
 
+    def _text(self, text: str) -> bytes:
+        """The most frequent chunk, pre-encoded: what ``_chunk`` builds for a text delta."""
+        if self._text_head is None:
+            head = self._chunk({"content": ""})
+            self._text_head, self._text_tail = head.split(b'"content":""', 1)
+            self._text_head += b'"content":'
+        return self._text_head + orjson.dumps(text) + self._text_tail
+
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         return openai_data({
@@ -130,7 +142,7 @@ class AnthropicToOpenAIStream:
             raise UpstreamProtocolError("Provider sent an invalid content_block_delta")
         kind = delta.get("type")
         if kind == "text_delta" and (text := delta.get("text")):
-            return self._chunk({"content": text})
+            return self._text(text)
         index, part = data.get("index"), delta.get("partial_json")
         if kind == "input_json_delta" and index in self._tools and part:
             self._no_args.discard(index)
