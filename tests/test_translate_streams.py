@@ -616,3 +616,11 @@ def test_pre_encoded_text_chunks_equal_the_general_encoder() -> None:
     a2o.feed(b'event: message_start\ndata: {"type":"message_start","message":{"id":"m1"}}\n\n')
     for text in ("plain", 'qu"ote \\ back', "ünï 😀", "\n"):
         assert a2o._text(text) == a2o._chunk({"content": text})
+
+
+def test_pre_encoded_text_deltas_equal_the_general_encoder() -> None:
+    from minillm.translate._to_anthropic_stream import _text_delta
+
+    o2a = OpenAIToAnthropicStream(model="m")
+    for text in ("plain", 'qu"ote \\ back', "ünï 😀", "\n"):
+        assert _text_delta(3, text) == o2a._delta({"type": "text_delta", "text": text}, 3)
