@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from gateway_fixtures import gateway_env
-from upstream import FakeUpstream, Hang, Reply, SlowStream, StallAfter, Status
+from upstream import FakeUpstream, Hang, Reply, Silent, SlowStream, StallAfter, Status
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -151,6 +151,29 @@ async def test_hang_before_first_byte_fails_over(
     assert b"echo: " in r.content or b"echo" in r.content
     assert trio.current_time() - started < 3
     assert "authorization" not in backup.requests[0].headers  # keyless provider
+
+
+async def test_stream_silent_after_headers_fails_over(
+    start_gateway,
+    upstream: FakeUpstream,
+    nursery: trio.Nursery,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    """Headers are not a first byte: a stream that sends nothing is failed over."""
+    backup = await second_upstream(nursery)
+    config = tmp_path / "minillm.toml"
+    config.write_text(
+        f'[providers.mute]\nbase_url = "{upstream.url}/v1"\ntimeout = 0.5\n'
+        f'[providers.backup]\nbase_url = "{backup.url}/v1"\n'
+        '[aliases]\nm = ["mute:a", "backup:b"]\n'
+    )
+    gw = await start_gateway({"MINI_LLM_CONFIG": str(config), "MINI_LLM_RETRIES": "0"})
+    upstream.push(Silent())
+    r = await post(gw, {**CHAT, "model": "m", "stream": True})
+    assert r.status_code == 200
+    assert r.headers["x-minillm-target"] == "backup:b"
+    assert r.content.endswith(b"data: [DONE]\n\n")
+    await upstream.wait_disconnect(timeout=2)  # the silent stream was closed
 
 
 async def test_stream_failure_after_first_byte_is_not_retried(

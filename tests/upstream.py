@@ -77,6 +77,11 @@ class Hang:
 
 
 @dataclass(frozen=True, slots=True)
+class Silent:
+    """Send 200 and SSE headers, then nothing, until the client goes away."""
+
+
+@dataclass(frozen=True, slots=True)
 class SlowStream:
     chunks: int = 1000
     interval: float = 0.05
@@ -99,7 +104,7 @@ class Raw:
     content_type: str = "application/json"
 
 
-Behaviour = Reply | Status | Hang | SlowStream | StallAfter | DropAfter | Raw
+Behaviour = Reply | Status | Hang | Silent | SlowStream | StallAfter | DropAfter | Raw
 
 
 class _Dropped(Exception):
@@ -377,6 +382,8 @@ class FakeUpstream:
                 await _respond(call.send, b.status, raw, headers=b.headers)
             case Hang():
                 await self._until_disconnect(call.receive)
+            case Silent():
+                await self._stream(call, _SSE, [], 0, "stall")
             case Reply():
                 await trio.sleep(b.delay)
                 head, deltas, tail, ctype = self._plan(call, b)

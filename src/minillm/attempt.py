@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +76,11 @@ class StreamReply:
     response: httpx.Response
     translator: StreamTranslator
     target: Target
+    chunks: AsyncGenerator[bytes, None]
+    """The rest of the upstream body (also registered on the request's exit stack)."""
+    first: bytes
+    """The first chunk, read before the answer starts: until then a failure can
+    still be retried or failed over; ``b""`` when the upstream sent nothing."""
 
 
 async def attempt(
@@ -90,26 +95,36 @@ async def attempt(
     """Send ``call`` to ``target`` once.
 
     Raises :class:`UpstreamTimeout` when the provider's own ``timeout`` passes
-    before its response headers, :class:`UpstreamUnavailable` on connection
-    errors and :class:`UpstreamHTTPError` for an error status.
+    before the first byte of its answer (of the body, for a stream),
+    :class:`UpstreamUnavailable` on connection errors and
+    :class:`UpstreamHTTPError` for an error status.
     """
     provider.url_for(call.operation)  # unsupported operations fail before any translation
     body = upstream_body(call, provider.format, target.model, config.default_max_tokens)
     request = provider.build_request(call.operation, body, call.headers, key)
+    response: httpx.Response | None = None
     with upstream_errors(provider.name):
         with trio.move_on_after(provider.config.timeout or math.inf) as first_byte:
             response = await provider.send(request)
             resources.push_async_callback(response.aclose)
+            if call.stream and response.status_code < 300:
+                chunks = body_chunks(response)
+                resources.push_async_callback(chunks.aclose)
+                first = await anext(chunks, b"")
         if first_byte.cancelled_caught:
-            log.warning("provider %s: no response within %ss", provider.name, first_byte.deadline)
+            log.warning("provider %s: no first byte within %ss", provider.name, first_byte.deadline)
+            if response is not None:
+                await response.aclose()
             raise UpstreamTimeout()
+        assert response is not None
         if response.status_code >= 300:
             try:
                 raise await _error_from(provider, response)
             finally:
                 await response.aclose()
         if call.stream:
-            return StreamReply(response, stream_translator(call, provider.format), target)
+            translator = stream_translator(call, provider.format)
+            return StreamReply(response, translator, target, chunks, first)
         try:
             answer = await _read_capped(response, MAX_UPSTREAM_BODY)
         finally:

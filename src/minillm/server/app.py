@@ -134,13 +134,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
             extra = {TARGET_HEADER: state.target}
             if isinstance(reply, JSONReply):
                 return json_response(reply.body, headers=extra)
-            relay = RelayBody(
-                reply.response,
-                reply.translator,
-                fmt,
-                provider=reply.target.provider,
-                idle_timeout=config.idle_timeout,
-            )
+            relay = RelayBody(reply, fmt, idle_timeout=config.idle_timeout)
             extra.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
             return Response(relay, status=200, content_type="text/event-stream", headers=extra)
 

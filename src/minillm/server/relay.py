@@ -18,7 +18,6 @@ upstream reads (backpressure) and memory per stream stays bounded.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 from types import TracebackType
 from typing import Self
@@ -27,9 +26,10 @@ import httpx
 import trio
 from quart.wrappers.response import ResponseBody
 
+from minillm.attempt import StreamReply
 from minillm.errors import GatewayError, UpstreamTimeout, WireFormat
-from minillm.providers.http import body_chunks, upstream_errors
-from minillm.translate.streams import StreamTranslator, stream_error
+from minillm.providers.http import upstream_errors
+from minillm.translate.streams import stream_error
 
 __all__ = ["CHANNEL_SIZE", "RelayBody"]
 
@@ -46,22 +46,19 @@ class RelayBody(ResponseBody):
     """Pump upstream bytes through ``translator`` into a bounded channel."""
 
     def __init__(
-        self,
-        response: httpx.Response,
-        translator: StreamTranslator,
-        client_format: WireFormat,
-        *,
-        provider: str,
-        idle_timeout: float,
+        self, reply: StreamReply, client_format: WireFormat, *, idle_timeout: float
     ) -> None:
-        self._response = response
-        self._translator = translator
+        self._response = reply.response
+        self._chunks = reply.chunks
+        self._first = reply.first
+        self._translator = reply.translator
         self._format = client_format
-        self._provider = provider
+        self._provider = reply.target.provider
         self._idle = idle_timeout
         self._send, self._recv = trio.open_memory_channel[bytes](CHANNEL_SIZE)
         self._nursery_manager = trio.open_nursery()
         self._nursery: trio.Nursery | None = None
+        self._waiting_on_client = False
         self.client_stalled = False
 
     async def __aenter__(self) -> Self:
@@ -115,40 +112,31 @@ class RelayBody(ResponseBody):
                 await self._deliver_last(stream_error(self._format, GatewayError()))
 
     async def _relay(self) -> None:
-        async with aclosing(body_chunks(self._response)) as chunks:
-            await self._relay_chunks(chunks)
-
-    async def _relay_chunks(self, chunks: AsyncIterator[bytes]) -> None:
-        """Read, translate, queue; one deadline, pushed forward by every step.
+        """Read, translate, queue; one deadline, pushed forward as the stream moves.
 
         The deadline covers both the upstream read and the hand-over to the
         client writer, so it fires when either side stops moving.
         """
         translator = self._translator
-        send = self._send
-        waiting_on_client = False
         window = self._idle
         step = window / 20  # moving a deadline has a cost: move it at most 20 times a window
         pushed = trio.current_time()
         with trio.CancelScope(deadline=pushed + window) as idle:
-            with upstream_errors(self._provider):
-                async for chunk in chunks:
-                    if out := translator.feed(chunk):
-                        try:
-                            send.send_nowait(out)
-                        except trio.WouldBlock:
-                            waiting_on_client = True
-                            await send.send(out)
-                            waiting_on_client = False
-                    if (now := trio.current_time()) - pushed > step:
-                        idle.deadline = now + window
-                        pushed = now
+            if out := translator.feed(self._first):
+                await self._queue(out)
+            async with aclosing(self._chunks) as chunks:
+                with upstream_errors(self._provider):
+                    async for chunk in chunks:
+                        if out := translator.feed(chunk):
+                            await self._queue(out)
+                        if (now := trio.current_time()) - pushed > step:
+                            idle.deadline = now + window
+                            pushed = now
             if out := translator.close():
-                waiting_on_client = True
-                await send.send(out)
+                await self._queue(out)
         if not idle.cancelled_caught:
             return
-        if waiting_on_client:
+        if self._waiting_on_client:
             log.warning("client stopped reading for %ss; closing its stream", self._idle)
             self.client_stalled = True
             # Hypercorn shields its socket writes, so the writer may stay blocked
@@ -159,6 +147,15 @@ class RelayBody(ResponseBody):
             return
         log.warning("provider %s: stream idle for %ss", self._provider, self._idle)
         raise StreamStalled()
+
+    async def _queue(self, out: bytes) -> None:
+        """Hand ``out`` to the client writer; wait (backpressure) only when the channel is full."""
+        try:
+            self._send.send_nowait(out)
+        except trio.WouldBlock:
+            self._waiting_on_client = True
+            await self._send.send(out)
+            self._waiting_on_client = False
 
     async def _deliver_last(self, data: bytes) -> None:
         """Queue the final (error) event, unless the client is not reading."""
