@@ -118,6 +118,7 @@ class RelayBody(ResponseBody):
         client writer, so it fires when either side stops moving.
         """
         translator = self._translator
+        send_nowait = self._send.send_nowait
         window = self._idle
         step = window / 20  # moving a deadline has a cost: move it at most 20 times a window
         pushed = trio.current_time()
@@ -128,7 +129,10 @@ class RelayBody(ResponseBody):
                 with upstream_errors(self._provider):
                     async for chunk in chunks:
                         if out := translator.feed(chunk):
-                            await self._queue(out)
+                            try:
+                                send_nowait(out)  # the common case, without a coroutine
+                            except trio.WouldBlock:
+                                await self._queue(out)
                         if (now := trio.current_time()) - pushed > step:
                             idle.deadline = now + window
                             pushed = now
