@@ -34,10 +34,10 @@ from minillm.gateway import TARGET_HEADER, Call, Gateway, JSONReply
 from minillm.metrics import rejection_reason
 from minillm.providers.http import Operation, open_providers
 from minillm.server.accounting import Accounting, install_accounting
-from minillm.server.relay import RelayBody
+from minillm.server.relay import RelayBody, StreamRegistry
 from minillm.server.scope import RequestScope, current_request
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "streams_of"]
 
 log = logging.getLogger("minillm.server")
 
@@ -80,6 +80,15 @@ async def read_json(config: Config) -> dict[str, Any]:
     return body
 
 
+_STREAMS = "minillm.streams"
+
+
+def streams_of(app: QuartTrio) -> StreamRegistry:
+    """The streams ``app`` is relaying (for a shutdown that ends them cleanly)."""
+    registry: StreamRegistry = app.extensions[_STREAMS]
+    return registry
+
+
 class _Serving:
     """The app's gateway, which exists between Quart's serving start and end."""
 
@@ -103,6 +112,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
     )
     lifetime = AsyncExitStack()
     serving = _Serving()
+    streams = app.extensions[_STREAMS] = StreamRegistry()
     accounting = Accounting(config)
 
     @app.before_serving
@@ -134,7 +144,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
             extra = {TARGET_HEADER: state.target}
             if isinstance(reply, JSONReply):
                 return json_response(reply.body, headers=extra)
-            relay = RelayBody(reply, fmt, idle_timeout=config.idle_timeout)
+            relay = RelayBody(reply, fmt, idle_timeout=config.idle_timeout, streams=streams)
             extra.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
             return Response(relay, status=200, content_type="text/event-stream", headers=extra)
 

@@ -31,7 +31,7 @@ from minillm.errors import GatewayError, UpstreamTimeout, WireFormat
 from minillm.providers.http import upstream_errors
 from minillm.translate.streams import stream_error
 
-__all__ = ["CHANNEL_SIZE", "RelayBody"]
+__all__ = ["CHANNEL_SIZE", "RelayBody", "StreamRegistry"]
 
 log = logging.getLogger("minillm.relay")
 
@@ -42,11 +42,37 @@ class StreamStalled(UpstreamTimeout):
     default_message = "Provider stream stalled"
 
 
+class StreamRegistry:
+    """The streams one app is relaying, so that a shutdown can end them cleanly."""
+
+    def __init__(self) -> None:
+        self._relays: set[RelayBody] = set()
+
+    def __len__(self) -> int:
+        return len(self._relays)
+
+    def add(self, relay: RelayBody) -> None:
+        self._relays.add(relay)
+
+    def discard(self, relay: RelayBody) -> None:
+        self._relays.discard(relay)
+
+    def end_all(self, reason: GatewayError) -> None:
+        """End every stream with an error event (a parseable end, not a cut connection)."""
+        for relay in list(self._relays):
+            relay.end(reason)
+
+
 class RelayBody(ResponseBody):
     """Pump upstream bytes through ``translator`` into a bounded channel."""
 
     def __init__(
-        self, reply: StreamReply, client_format: WireFormat, *, idle_timeout: float
+        self,
+        reply: StreamReply,
+        client_format: WireFormat,
+        *,
+        idle_timeout: float,
+        streams: StreamRegistry | None = None,
     ) -> None:
         self._response = reply.response
         self._chunks = reply.chunks
@@ -59,11 +85,21 @@ class RelayBody(ResponseBody):
         self._nursery_manager = trio.open_nursery()
         self._nursery: trio.Nursery | None = None
         self._waiting_on_client = False
+        self._streams = streams
+        self._relaying = trio.CancelScope()
+        self._ending: GatewayError | None = None
         self.client_stalled = False
+
+    def end(self, reason: GatewayError) -> None:
+        """Stop relaying and end the stream with ``reason`` as its error event."""
+        self._ending = reason
+        self._relaying.cancel()
 
     async def __aenter__(self) -> Self:
         self._nursery = await self._nursery_manager.__aenter__()
         self._nursery.start_soon(self._pump)
+        if self._streams is not None:
+            self._streams.add(self)
         return self
 
     async def __aexit__(  # type: ignore[override]  # the nursery may swallow its own Cancelled
@@ -73,6 +109,8 @@ class RelayBody(ResponseBody):
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._nursery is not None
+        if self._streams is not None:
+            self._streams.discard(self)
         self._nursery.cancel_scope.cancel()
         try:
             return await self._nursery_manager.__aexit__(exc_type, exc, tb)
@@ -104,7 +142,10 @@ class RelayBody(ResponseBody):
         # can only be reported in-band, as an error event in the client's format.
         async with self._send:
             try:
-                await self._relay()
+                with self._relaying:
+                    await self._relay()
+                if self._ending is not None:
+                    await self._deliver_last(stream_error(self._format, self._ending))
             except GatewayError as exc:
                 await self._deliver_last(stream_error(self._format, exc))
             except Exception:

@@ -19,7 +19,9 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from minillm.config import Config
-from minillm.server.app import create_app
+from minillm.errors import Overloaded
+from minillm.server.app import create_app, streams_of
+from minillm.server.relay import StreamRegistry
 
 __all__ = ["PORT_TRIES", "bind_socket", "hypercorn_config", "serve"]
 
@@ -116,6 +118,7 @@ async def serve(
             nursery.start_soon(_on_signals, shutdown, nursery.cancel_scope)
         if on_stuck is not None:
             nursery.start_soon(_watchdog, shutdown, config.shutdown_grace + 5, on_stuck)
+        nursery.start_soon(_end_streams_in_time, shutdown, streams_of(app), config.shutdown_grace)
         await nursery.start(run_server)
         if on_ready is not None:
             on_ready(url)
@@ -138,3 +141,13 @@ async def _watchdog(shutdown: trio.Event, patience: float, on_stuck: Callable[[]
     await trio.sleep(patience)
     log.error("shutdown did not finish %ss after it began (stalled clients)", patience)
     on_stuck()
+
+
+async def _end_streams_in_time(shutdown: trio.Event, streams: StreamRegistry, grace: float) -> None:
+    """Just before the grace runs out, end the streams still running with an error
+    event, so their clients see a clean end rather than a cut connection."""
+    await shutdown.wait()
+    await trio.sleep(max(grace - 1.0, grace * 0.8))
+    if streams:
+        log.info("ending %d streams still running at the end of the grace", len(streams))
+        streams.end_all(Overloaded("The gateway is shutting down; retry the request"))
