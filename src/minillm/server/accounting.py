@@ -22,7 +22,7 @@ from minillm.config import Config
 from minillm.errors import Forbidden, GatewayError
 from minillm.metrics import CONTENT_TYPE, Metrics
 from minillm.ratelimit import RateLimiter
-from minillm.server.scope import RequestState, current_request
+from minillm.server.scope import RequestState, client_format, current_request
 from minillm.tokens import Tokens, tokens_from_usage, usage_in_json
 from minillm.usage import UsageRecord, UsageWriter
 
@@ -115,7 +115,14 @@ class Accounting:
             m.rejections.labels(state.rejection).inc()
         if self.usage is not None:
             record = self._record(
-                state, endpoint, path, wall=wall, elapsed=elapsed, ttfb=ttfb, tokens=tokens
+                state,
+                endpoint,
+                path,
+                wall=wall,
+                elapsed=elapsed,
+                ttfb=ttfb,
+                tokens=tokens,
+                status=status,
             )
             self.usage.submit(record)
         key = state.key
@@ -134,18 +141,18 @@ class Accounting:
         elapsed: float,
         ttfb: float | None,
         tokens: Tokens,
+        status: int,
     ) -> UsageRecord:
         asked = state.model if state.model != "-" else None
         price = self.prices.get(state.model_served or "") or self.prices.get(asked or "")
         cost = None
         if price is not None and (tokens.input is not None or tokens.output is not None):
             cost = ((tokens.input or 0) * price[0] + (tokens.output or 0) * price[1]) / 1e6
-        anthropic = path.startswith("/anthropic/") or endpoint == "messages"
         return UsageRecord(
             ts=wall,
             request_id=state.request_id,
             key=state.key.name if state.key is not None else None,
-            client_format="anthropic" if anthropic else "openai",
+            client_format=client_format(path),
             endpoint=endpoint,
             provider=state.provider,
             model_asked=asked,
@@ -154,7 +161,7 @@ class Accounting:
             output_tokens=tokens.output,
             cache_read_tokens=tokens.cache_read,
             cache_write_tokens=tokens.cache_write,
-            status=state.status or 499,
+            status=status,
             latency_ms=elapsed * 1000,
             ttfb_ms=None if ttfb is None else ttfb * 1000,
             cost=cost,

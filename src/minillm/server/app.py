@@ -35,7 +35,7 @@ from minillm.metrics import rejection_reason
 from minillm.providers.http import Operation, open_providers
 from minillm.server.accounting import Accounting, install_accounting
 from minillm.server.relay import RelayBody, StreamRegistry
-from minillm.server.scope import RequestScope, current_request
+from minillm.server.scope import RequestScope, client_format, current_request
 
 __all__ = ["create_app", "streams_of"]
 
@@ -44,13 +44,6 @@ log = logging.getLogger("minillm.server")
 PREFIXES = ("", "/openai", "/anthropic")
 _FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 _JSON = "application/json"
-
-
-def client_format(path: str) -> WireFormat:
-    """The API a path belongs to, which decides the shape of its errors."""
-    if path.startswith("/anthropic/") or "/v1/messages" in path:
-        return "anthropic"
-    return "openai"
 
 
 def json_response(

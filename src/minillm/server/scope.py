@@ -35,12 +35,19 @@ from hypercorn.typing import (
 
 from minillm.attempt import JSONReply, StreamReply
 from minillm.auth import GatewayKey
+from minillm.errors import WireFormat
 from minillm.translate.streams import StreamTranslator
 
 if TYPE_CHECKING:
     from minillm.server.accounting import Accounting
 
-__all__ = ["RequestScope", "RequestState", "current_request", "current_request_id"]
+__all__ = [
+    "RequestScope",
+    "RequestState",
+    "client_format",
+    "current_request",
+    "current_request_id",
+]
 
 access_log = logging.getLogger("minillm.access")
 
@@ -95,6 +102,13 @@ def current_request_id() -> str | None:
     """The id of the request being handled by this task, if any (for log lines)."""
     state = _current.get(None)
     return state.request_id if state is not None else None
+
+
+def client_format(path: str) -> WireFormat:
+    """The API a path belongs to, which decides the shape of its errors and usage rows."""
+    if path.startswith("/anthropic/") or "/v1/messages" in path:
+        return "anthropic"
+    return "openai"
 
 
 def endpoint_of(path: str) -> str | None:
