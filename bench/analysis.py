@@ -61,6 +61,41 @@ def cross_ratios(data: RunData, target: str) -> list[tuple[str, bool, float]]:
     return out
 
 
+def long_vs_direct(data: RunData, target: str, clients: int) -> tuple[float, float]:
+    """(streams/s, p99) of ``target``'s long-stream cell over ``direct``'s."""
+    mine, direct = data.find_long(target, clients), data.find_long("direct", clients)
+    if mine is None or direct is None or not (mine.result.ok and direct.result.ok):
+        return math.nan, math.nan
+    return (
+        _div(mine.result.rps, direct.result.rps),
+        _div(mine.result.p99_ms, direct.result.p99_ms),
+    )
+
+
+def _long_rows(data: RunData, target: str) -> list[Ratio]:
+    rows = []
+    for n in data.settings.long_clients:
+        rps, p99 = long_vs_direct(data, target, n)
+        mine = data.find_long(target, n)
+        rss = mine.rss_mid_mb if mine is not None else math.nan
+        rows += [
+            Ratio(
+                target, f"{n} long streams: streams/s / direct", rps, ">= 0.95x", _check(rps, 0.95)
+            ),
+            Ratio(
+                target, f"{n} long streams: p99 / direct", p99, "<= 1.10x", _check(p99, high=1.1)
+            ),
+            Ratio(
+                target,
+                f"{n} long streams: RSS MB halfway",
+                rss,
+                f"<= {RSS_LIMIT_MB:.0f} MB",
+                _check(rss, high=RSS_LIMIT_MB),
+            ),
+        ]
+    return rows
+
+
 def headline(data: RunData) -> list[Ratio]:
     c = data.settings.cross_concurrency
     thr, stream = _key("openai", "gpt", False, c), _key("openai", "gpt", True, c)
@@ -124,6 +159,7 @@ def headline(data: RunData) -> list[Ratio]:
                 _check(v, high=RSS_LIMIT_MB - 1e-9),
             )
         )
+        rows += _long_rows(data, g)
     return rows
 
 
@@ -152,6 +188,13 @@ def failures(data: RunData) -> list[str]:
         f"{r.result.non2xx} non-2xx, {r.result.errors} errors, {r.result.invalid} invalid: "
         f"{r.result.first_error}"
         for r in data.results
+        if not r.result.ok
+    ]
+    out += [
+        f"{r.target} {r.clients} long streams: {r.result.requests} streams, "
+        f"{r.result.non2xx} non-2xx, {r.result.errors} errors, {r.result.invalid} invalid: "
+        f"{r.result.first_error}"
+        for r in data.long
         if not r.result.ok
     ]
     for t, m in data.memory.items():

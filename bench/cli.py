@@ -42,6 +42,14 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     )
     ap.add_argument("--slow-clients", type=int, help="slow-reading streams (default 100)")
     ap.add_argument(
+        "--long-clients",
+        type=_ints,
+        help="concurrent clients on ~6 s paced streams, e.g. 1000,3000 (default 1000; "
+        "quick: none; 0 skips)",
+    )
+    ap.add_argument("--long-duration", type=float, help="long-stream window, s (default 20)")
+    ap.add_argument("--long-only", action="store_true", help="run only the long-stream cells")
+    ap.add_argument(
         "--profile",
         default="",
         help="comma list of targets to record with py-spy (flamegraph SVG per target)",
@@ -72,6 +80,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         changes["sweep"] = ns.concurrency
     if ns.slow_clients is not None:
         changes["slow_clients"] = ns.slow_clients
+    if ns.long_clients is not None:
+        changes["long_clients"] = tuple(n for n in ns.long_clients if n > 0)
+    if ns.long_duration is not None:
+        changes["long_duration_s"] = ns.long_duration
+    if ns.long_only:
+        changes["long_only"] = True
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 

@@ -8,6 +8,8 @@ the request path and a few bytes of the body:
 * ``POST /v1/messages``: Anthropic message, or SSE when ``"stream":true``.
 * a model name ending in ``-long`` streams ~8000 chunks (the slow-reader memory test),
   written with flow control so the provider itself stays small.
+* a model name ending in ``-paced`` streams ~6 KB of SSE at ~1000 B/s (one event every
+  ~0.18 s, about 6 s in all): the long-stream scenario.
 * ``GET /health``: 200.
 
 Run it alone with ``python -m bench.fake_provider --port 9001``; it prints
@@ -40,10 +42,24 @@ def _json(body: bytes) -> bytes:
     return _JSON_HEAD % len(body) + body
 
 
-def _sse(events: list[bytes]) -> bytes:
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events)
-    return _SSE_HEAD + chunks + b"0\r\n\r\n"
+def _chunks(events: list[bytes]) -> list[bytes]:
+    """One HTTP chunk per event; the last one carries the terminating chunk."""
+    chunks = [b"%x\r\n%s\r\n" % (len(e), e) for e in events]
+    chunks[0] = _SSE_HEAD + chunks[0]
+    chunks[-1] += b"0\r\n\r\n"
+    return chunks
 
+
+def _sse(events: list[bytes]) -> bytes:
+    return b"".join(_chunks(events))
+
+
+# path -> the pieces of a paced answer, written one every _PACE_S
+_PACED: dict[bytes, list[bytes]] = {
+    b"/v1/chat/completions": _chunks(p.openai_events(p.PACED_CHUNKS)),
+    b"/v1/messages": _chunks(p.anthropic_events(p.PACED_CHUNKS)),
+}
+_PACE_S = p.PACED_SECONDS / len(_PACED[b"/v1/chat/completions"])
 
 # (path, stream, long) -> complete pre-encoded response
 _ANSWERS: dict[tuple[bytes, bool, bool], bytes] = {
@@ -58,12 +74,16 @@ _ANSWERS[(b"/v1/chat/completions", False, True)] = _ANSWERS[(b"/v1/chat/completi
 _ANSWERS[(b"/v1/messages", False, True)] = _ANSWERS[(b"/v1/messages", False, False)]
 
 
-def answer_for(method: bytes, path: bytes, body: bytes) -> bytes:
+def answer_for(method: bytes, path: bytes, body: bytes) -> bytes | list[bytes]:
+    """The whole answer, or for a paced stream its pieces, to be written one at a time."""
     if method == b"GET" and path == b"/health":
         return _HEALTH
+    path = path.split(b"?", 1)[0]
     stream = b'"stream":true' in body or b'"stream": true' in body
+    if stream and p.PACED_SUFFIX.encode() + b'"' in body and path in _PACED:
+        return _PACED[path]
     long = p.LONG_SUFFIX.encode() + b'"' in body
-    return _ANSWERS.get((path.split(b"?", 1)[0], stream, long), _NOT_FOUND)
+    return _ANSWERS.get((path, stream, long), _NOT_FOUND)
 
 
 class _Server(asyncio.Protocol):
@@ -71,6 +91,9 @@ class _Server(asyncio.Protocol):
         self._buf = bytearray()
         self._transport: asyncio.Transport | None = None
         self._pending: memoryview | None = None  # the rest of a large answer
+        self._paced: list[bytes] | None = None  # a paced answer being written
+        self._piece = 0
+        self._tick: asyncio.TimerHandle | None = None
         self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -80,6 +103,8 @@ class _Server(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._pending = None
+        if self._tick is not None:
+            self._tick.cancel()
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -90,13 +115,13 @@ class _Server(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
-        if self._pending is None:
+        if self._pending is None and self._paced is None:
             self._serve()
 
     def _serve(self) -> None:
         """Answer every complete request in the buffer (pipelining allowed)."""
         buf = self._buf
-        while self._transport is not None and self._pending is None:
+        while self._transport is not None and self._pending is None and self._paced is None:
             end = buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(buf) > _MAX_HEAD:
@@ -117,11 +142,29 @@ class _Server(asyncio.Protocol):
             body = bytes(buf[end + 4 : end + 4 + length])
             del buf[: end + 4 + length]
             answer = answer_for(method.upper(), path, body)
-            if len(answer) <= _WRITE_SLICE:
+            if isinstance(answer, list):
+                self._paced, self._piece = answer, 0
+                self._next_piece()
+            elif len(answer) <= _WRITE_SLICE:
                 self._transport.write(answer)
             else:
                 self._pending = memoryview(answer)
                 self._drain()
+
+    def _next_piece(self) -> None:
+        """Write the next piece of a paced answer; schedule the one after."""
+        assert self._paced is not None
+        self._tick = None
+        if self._transport is None:
+            return
+        self._transport.write(self._paced[self._piece])
+        self._piece += 1
+        if self._piece < len(self._paced):
+            self._tick = asyncio.get_running_loop().call_later(_PACE_S, self._next_piece)
+            return
+        self._paced = None
+        if self._buf:
+            self._serve()
 
     def _drain(self) -> None:
         while self._pending is not None and not self._paused and self._transport is not None:

@@ -226,6 +226,29 @@ async def run_load(
     return _result(stats, start)
 
 
+async def long_streams(
+    host: str,
+    port: int,
+    request: bytes,
+    *,
+    marker: bytes,
+    clients: int,
+    duration_s: float,
+    rss_mb: Callable[[], float],
+) -> tuple[LoadResult, float]:
+    """``clients`` closed-loop clients on long streams; the result and the RSS halfway."""
+
+    async def halfway() -> float:
+        await asyncio.sleep(duration_s / 2)
+        return rss_mb()
+
+    sample = asyncio.create_task(halfway())
+    result = await run_load(
+        host, port, request, marker=marker, concurrency=clients, duration_s=duration_s
+    )
+    return result, await sample
+
+
 def _result(stats: _Stats, start: float) -> LoadResult:
     lat = sorted(stats.latencies)
     ttfb = sorted(stats.ttfbs)

@@ -15,6 +15,10 @@ LONG_STREAM_CHUNKS = 8000  # ~1.3 MB per stream: unbounded buffering shows up in
 OPENAI_MODEL = "gpt-4o-mini"
 CLAUDE_MODEL = "claude-3-5-haiku-latest"
 LONG_SUFFIX = "-long"
+# A paced stream: ~6 KB of SSE at ~1000 B/s (about 6 s), like a real model's output.
+PACED_SUFFIX = "-paced"
+PACED_CHUNKS = 30
+PACED_SECONDS = 6.0
 _WORDS = [f"word{i:02d} " for i in range(STREAM_CHUNKS)]
 _TEXT = "".join(_WORDS)
 

@@ -22,6 +22,9 @@ class Settings:
     warmup_s: float = 1.0
     slow_clients: int = 100
     slow_hold_s: float = 5.0
+    long_clients: tuple[int, ...] = (1000,)  # concurrent clients on ~6 s paced streams
+    long_duration_s: float = 20.0
+    long_only: bool = False  # skip every other cell and the memory test
     loadgen: str = "auto"  # auto | wrk | python
     pin: bool = True
     plots: bool = True
@@ -41,6 +44,7 @@ class Settings:
             warmup_s=0.3,
             slow_clients=20,
             slow_hold_s=1.5,
+            long_clients=(),
             quick=True,
             out=out,
         )
@@ -72,6 +76,8 @@ class Cell:
 
 def cells_for(settings: Settings, translates: bool) -> list[Cell]:
     """Every cell one target runs; cross-format cells only for translating gateways."""
+    if settings.long_only:
+        return []
     gpt, claude = p.OPENAI_MODEL, p.CLAUDE_MODEL
     cells = [Cell(THROUGHPUT, "openai", gpt, False, c) for c in settings.sweep]
     cells += [Cell(STREAM, "openai", gpt, True, c) for c in settings.stream_concurrency]
@@ -103,12 +109,28 @@ class Memory:
     slow_answered: int
 
 
+@dataclass(frozen=True, slots=True)
+class LongResult:
+    """Many concurrent long (paced) streams: the load of a gateway in production."""
+
+    target: str
+    clients: int
+    result: LoadResult
+    cpu_s: float  # the gateway's CPU time (user + system) during the cell
+    rss_mid_mb: float  # the gateway's RSS halfway through the window
+
+    @property
+    def cpu_ms_per_stream(self) -> float:
+        return self.cpu_s * 1e3 / self.result.requests if self.result.requests else float("nan")
+
+
 @dataclass(slots=True)
 class RunData:
     settings: Settings
     meta: dict[str, object]
     results: list[CellResult] = field(default_factory=list)
     memory: dict[str, Memory] = field(default_factory=dict)
+    long: list[LongResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # target -> why (not installed)
     failed: dict[str, str] = field(default_factory=dict)  # target -> why it did not answer
     warnings: list[str] = field(default_factory=list)
@@ -118,6 +140,9 @@ class RunData:
             if r.target == target and r.cell.key == key:
                 return r.result
         return None
+
+    def find_long(self, target: str, clients: int) -> LongResult | None:
+        return next((r for r in self.long if r.target == target and r.clients == clients), None)
 
     @property
     def ran(self) -> list[str]:

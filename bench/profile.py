@@ -39,8 +39,11 @@ def summarize(folded: str, top: int = 25) -> str:
 
 
 @contextmanager
-def profiling(running: dict[str, t.Running], names: tuple[str, ...], out: Path) -> Iterator[None]:
-    """Record ``names`` with py-spy (all their processes) while the body runs."""
+def profiling(
+    running: dict[str, t.Running], names: tuple[str, ...], out: Path, suffix: str = ""
+) -> Iterator[None]:
+    """Record ``names`` with py-spy (all their processes) while the body runs,
+    into ``<out>/<name><suffix>.folded``."""
     spy = t.BIN / "py-spy" if (t.BIN / "py-spy").exists() else shutil.which("py-spy")
     procs: list[subprocess.Popen[bytes]] = []
     if names and spy is None:
@@ -59,7 +62,7 @@ def profiling(running: dict[str, t.Running], names: tuple[str, ...], out: Path) 
             "-f",
             "raw",
             "-o",
-            str(out / f"{name}.folded"),
+            str(out / f"{name}{suffix}.folded"),
         ]
         procs.append(
             subprocess.Popen(
@@ -78,5 +81,5 @@ def profiling(running: dict[str, t.Running], names: tuple[str, ...], out: Path) 
                 proc.kill()
                 proc.wait()
         for name in names:
-            if (folded := out / f"{name}.folded").exists():
-                (out / f"{name}-top.txt").write_text(summarize(folded.read_text()))
+            if (folded := out / f"{name}{suffix}.folded").exists():
+                (out / f"{name}{suffix}-top.txt").write_text(summarize(folded.read_text()))

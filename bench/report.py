@@ -11,7 +11,7 @@ import orjson
 
 from bench import analysis as a
 from bench.load import LoadResult
-from bench.payloads import STREAM_CHUNKS
+from bench.payloads import PACED_SECONDS, STREAM_CHUNKS
 from bench.plan import STREAM, THROUGHPUT, RunData
 
 
@@ -54,6 +54,9 @@ def to_json(data: RunData) -> dict[str, object]:
             for r in data.results
         ],
         "memory": {t: dataclasses.asdict(m) for t, m in data.memory.items()},
+        "long_streams": [
+            {**dataclasses.asdict(r), "cpu_ms_per_stream": r.cpu_ms_per_stream} for r in data.long
+        ],
     }
 
 
@@ -80,6 +83,37 @@ def _meta_lines(data: RunData) -> list[str]:
         *(f"- Skipped `{t}`: {why}" for t, why in data.skipped.items()),
         "",
     ]
+
+
+def _long_section(data: RunData) -> list[str]:
+    s = data.settings
+    out = [
+        f"## 6. Long streams (~{PACED_SECONDS:.0f} s each, ~1000 B/s of SSE; "
+        f"{s.long_duration_s:.0f} s window, closed loop)",
+        "",
+    ]
+    rows = []
+    for r in data.long:
+        rps, p99 = a.long_vs_direct(data, r.target, r.clients)
+        direct = r.target == "direct"
+        rows.append(
+            [
+                r.target,
+                str(r.clients),
+                str(r.result.requests),
+                _rps(r.result) if not r.result.ok else f"{r.result.rps:.1f}",
+                _f(rps),
+                _f(r.result.p50_ms / 1e3),
+                _f(r.result.p99_ms / 1e3),
+                _f(p99),
+                "n/a" if direct else _f(r.cpu_s, 1),
+                "n/a" if direct else _f(r.cpu_ms_per_stream),
+                "n/a" if direct else _f(r.rss_mid_mb, 1),
+            ]
+        )
+    head = ["target", "clients", "streams", "streams/s", "/ direct", "p50 s", "p99 s"]
+    head += ["p99 / direct", "CPU s", "CPU ms/stream", "RSS halfway MB"]
+    return out + _table(head, rows)
 
 
 def markdown(data: RunData, plots: list[str]) -> str:
@@ -199,6 +233,8 @@ def markdown(data: RunData, plots: list[str]) -> str:
             for t, m in data.memory.items()
         ],
     )
+    if data.long:
+        out += _long_section(data)
     if warns := [*data.warnings, *a.loadgen_warnings(data)]:
         out += ["## Warnings", "", *(f"- {w}" for w in warns), ""]
     out += [

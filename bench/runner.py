@@ -17,9 +17,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench import payloads as p
 from bench import targets as t
-from bench.load import LoadResult, probe, run_load, slow_readers
+from bench.load import LoadResult, long_streams, probe, run_load, slow_readers
 from bench.meta import machine_meta
-from bench.plan import Cell, CellResult, Memory, RunData, Settings, cells_for
+from bench.plan import Cell, CellResult, LongResult, Memory, RunData, Settings, cells_for
 from bench.profile import profiling
 from bench.wrk import run_wrk, wrk_path
 
@@ -65,6 +65,15 @@ def _line(target: str, cell: Cell, r: LoadResult) -> str:
     )
 
 
+def _long_line(r: LongResult) -> str:
+    status = "[green]ok[/]" if r.result.ok else f"[bold red]FAIL[/] {r.result.first_error}"
+    return (
+        f"{r.target:<18} long       {r.clients} clients {r.result.rps:9.1f} streams/s  "
+        f"p50 {r.result.p50_ms / 1e3:6.2f} s  p99 {r.result.p99_ms / 1e3:6.2f} s  "
+        f"cpu {r.cpu_ms_per_stream:6.2f} ms/stream  rss {r.rss_mid_mb:6.1f} MB {status}"
+    )
+
+
 def _memory(run: t.Running, settings: Settings, idle: float) -> Memory:
     after = run.rss_mb()
     model = p.OPENAI_MODEL + p.LONG_SUFFIX
@@ -104,6 +113,7 @@ class _Session:
             if any(c in cells for cells in self.plan.values())
         ]
         steps = self.settings.rounds * sum(map(len, self.plan.values()))
+        steps += len(self.settings.long_clients) * len(self.plan)
         self.task = bar.add_task("starting targets", total=steps + len(self.plan))
         self.running: dict[str, t.Running] = {}
         self.idle: dict[str, float] = {}
@@ -155,12 +165,41 @@ class _Session:
                         self.fail(name, f"exited during the run:\n{t.log_tail(workdir, name)}")
         self.data.results += [CellResult(n, c, _best(rs)) for (n, c), rs in rounds.items()]
 
+    def long_streams(self) -> None:
+        for clients in self.settings.long_clients:
+            for name, run in list(self.running.items()):
+                self.bar.update(self.task, description=f"{name}: {clients} long streams")
+                r = _long(run, clients, self.settings)
+                self.data.long.append(r)
+                self.bar.console.print(_long_line(r))
+                self.bar.advance(self.task)
+
     def memory(self) -> None:
+        if self.settings.long_only:
+            return
         for name, run in self.running.items():
             if run.proc is not None:
                 what = f"{name}: {self.settings.slow_clients} slow readers"
                 self.bar.update(self.task, description=what)
                 self.data.memory[name] = _memory(run, self.settings, self.idle[name])
+
+
+def _long(run: t.Running, clients: int, settings: Settings) -> LongResult:
+    model = p.OPENAI_MODEL + p.PACED_SUFFIX
+    req = p.http_request(p.OPENAI, model, True, f"{t.HOST}:{run.port}")
+    cpu = run.cpu_s()
+    result, rss = asyncio.run(
+        long_streams(
+            t.HOST,
+            run.port,
+            req,
+            marker=p.OPENAI.done_marker,
+            clients=clients,
+            duration_s=settings.long_duration_s,
+            rss_mb=run.rss_mb,
+        )
+    )
+    return LongResult(run.name, clients, result, run.cpu_s() - cpu, rss)
 
 
 def run_bench(settings: Settings, console: Console) -> RunData:
@@ -194,5 +233,7 @@ def run_bench(settings: Settings, console: Console) -> RunData:
         with profiling(session.running, settings.profile, settings.out / "profiles"):
             session.measure_all(workdir)
         session.memory()
+        with profiling(session.running, settings.profile, settings.out / "profiles", "-long"):
+            session.long_streams()
         bar.update(session.task, completed=bar.tasks[0].total, description="stopping targets")
     return data

@@ -52,22 +52,32 @@ class Running:
     port: int
     proc: subprocess.Popen[bytes] | None
 
-    def rss_mb(self) -> float:
-        """RSS of the whole process tree (Hypercorn runs its worker as a child)."""
+    def _tree(self) -> list[psutil.Process]:
+        """The process and its children (Hypercorn runs its worker as a child)."""
         if self.proc is None:
-            return 0.0
+            return []
         try:
             root = psutil.Process(self.proc.pid)
-            procs = [root, *root.children(recursive=True)]
+            return [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            return 0.0
-        total = 0
-        for p in procs:
+            return []
+
+    def _sum(self, measure: Callable[[psutil.Process], float]) -> float:
+        total = 0.0
+        for p in self._tree():
             try:
-                total += p.memory_info().rss
+                total += measure(p)
             except psutil.NoSuchProcess:
                 continue
-        return total / 2**20
+        return total
+
+    def rss_mb(self) -> float:
+        """RSS of the whole process tree."""
+        return self._sum(lambda p: p.memory_info().rss) / 2**20
+
+    def cpu_s(self) -> float:
+        """CPU time (user + system) of the whole process tree so far."""
+        return self._sum(lambda p: sum(p.cpu_times()[:2]))
 
 
 def _tool(name: str) -> list[str]:

@@ -1,7 +1,7 @@
 """The HTTP provider adapter and the pool of clients behind it.
 
-Only this module and :mod:`minillm.server.relay` touch httpx.  Foreign
-exceptions are mapped to gateway errors at this seam by :func:`upstream_errors`.
+Only this module, :mod:`minillm.providers.pool` and :mod:`minillm.server.relay`
+touch httpx.  Foreign exceptions are mapped to gateway errors at this seam by :func:`upstream_errors`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from minillm.auth import is_loopback
 from minillm.config import Config, ProviderConfig
 from minillm.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
 from minillm.providers.mock import MockTransport
+from minillm.providers.pool import ShardedTransport, shard_limits
 
 __all__ = ["HTTPProvider", "Operation", "body_chunks", "open_providers", "upstream_errors"]
 
@@ -41,7 +42,8 @@ _EXTENSIONS = {"timeout": {"connect": 10.0, "read": None, "write": None, "pool":
 
 
 class HTTPProvider:
-    """One provider: its config and its connection pool (an httpx transport).
+    """One provider: its config and its connection pool (an httpx transport, in
+    shards: :mod:`minillm.providers.pool`).
 
     Keys are chosen by the caller (:mod:`minillm.provider_state`).  The
     client's own credentials are never forwarded; the only client headers
@@ -153,14 +155,17 @@ def proxy_for(base_url: str) -> str | None:
 def _transport_for(provider: ProviderConfig, config: Config) -> httpx.AsyncBaseTransport:
     if provider.name == "mock":
         return MockTransport(chunk_delay=config.mock_chunk_delay)
-    return httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(
-            max_connections=config.max_connections,
-            max_keepalive_connections=config.max_keepalive,
-            keepalive_expiry=30.0,
-        ),
-        proxy=proxy_for(provider.base_url),
-        retries=0,
+    limits = httpx.Limits(
+        max_connections=config.max_connections,
+        max_keepalive_connections=config.max_keepalive,
+        keepalive_expiry=30.0,
+    )
+    proxy = proxy_for(provider.base_url)
+    return ShardedTransport(
+        [
+            httpx.AsyncHTTPTransport(limits=shard, proxy=proxy, retries=0)
+            for shard in shard_limits(limits)
+        ]
     )
 
 
