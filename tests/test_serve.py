@@ -51,6 +51,27 @@ async def test_taken_port_moves_to_the_next_one() -> None:
                 assert (await client.get(f"{served.url}/health")).json() == {"status": "ok"}
 
 
+async def test_a_wave_of_new_clients_is_served_by_several_acceptors() -> None:
+    """Every client of a simultaneous wave gets its answer; Hypercorn's several
+    listeners on the one socket announce it once."""
+    async with serving({}) as served:
+        limits = httpx.Limits(max_connections=300, max_keepalive_connections=0)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            statuses: list[int] = []
+
+            async def one() -> None:
+                statuses.append((await client.get(f"{served.url}/health")).status_code)
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(300):
+                    nursery.start_soon(one)
+        assert statuses == [200] * 300
+        served.process.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            assert await served.process.wait() == 0
+    assert served.stderr.count(b"Running on") == 1, served.stderr.decode()
+
+
 async def test_sigterm_drains_in_flight_stream_then_exits_0(upstream: FakeUpstream) -> None:
     upstream.push(SlowStream(chunks=20, interval=0.05))
     env = gateway_env(upstream.url, MINI_LLM_SHUTDOWN_GRACE="5")

@@ -91,7 +91,9 @@ class Config:
     shutdown_grace: float = 10.0
     default_max_tokens: int = 4096
     max_connections: int = 4096
-    max_keepalive: int = 512
+    # httpx closes idle connections while its pool holds more than this: below the
+    # number of concurrent streams, every finished stream would cost a new connection
+    max_keepalive: int = 4096
     mock_chunk_delay: float = 0.02
     log_level: str = "info"
     retries: int = 2

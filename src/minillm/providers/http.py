@@ -1,12 +1,14 @@
 """The HTTP provider adapter and the pool of clients behind it.
 
 Only this module, :mod:`minillm.providers.pool` and :mod:`minillm.server.relay`
-touch httpx.  Foreign exceptions are mapped to gateway errors at this seam by :func:`upstream_errors`.
+touch httpx.  Foreign exceptions are mapped to gateway errors at this seam by
+:func:`upstream_errors`.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -152,7 +154,9 @@ def proxy_for(base_url: str) -> str | None:
     return proxy
 
 
-def _transport_for(provider: ProviderConfig, config: Config) -> httpx.AsyncBaseTransport:
+def _transport_for(
+    provider: ProviderConfig, config: Config, tls: ssl.SSLContext
+) -> httpx.AsyncBaseTransport:
     if provider.name == "mock":
         return MockTransport(chunk_delay=config.mock_chunk_delay)
     limits = httpx.Limits(
@@ -163,7 +167,7 @@ def _transport_for(provider: ProviderConfig, config: Config) -> httpx.AsyncBaseT
     proxy = proxy_for(provider.base_url)
     return ShardedTransport(
         [
-            httpx.AsyncHTTPTransport(limits=shard, proxy=proxy, retries=0)
+            httpx.AsyncHTTPTransport(verify=tls, limits=shard, proxy=proxy, retries=0)
             for shard in shard_limits(limits)
         ]
     )
@@ -172,9 +176,10 @@ def _transport_for(provider: ProviderConfig, config: Config) -> httpx.AsyncBaseT
 @asynccontextmanager
 async def open_providers(config: Config) -> AsyncIterator[dict[str, HTTPProvider]]:
     """Open one connection pool per configured provider; close them all on exit."""
+    tls = httpx.create_ssl_context()  # one for all shards: each holds the CA bundle (~1 MB)
     async with AsyncExitStack() as stack:
         providers = {}
         for name, provider in config.providers.items():
-            transport = await stack.enter_async_context(_transport_for(provider, config))
+            transport = await stack.enter_async_context(_transport_for(provider, config, tls))
             providers[name] = HTTPProvider(provider, transport)
         yield providers

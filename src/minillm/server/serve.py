@@ -13,9 +13,11 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.logging import Logger as HypercornLogger
 from hypercorn.trio import serve as hypercorn_serve
 
 from minillm.config import Config
@@ -23,11 +25,12 @@ from minillm.errors import Overloaded
 from minillm.server.app import create_app, streams_of
 from minillm.server.relay import StreamRegistry
 
-__all__ = ["PORT_TRIES", "bind_socket", "hypercorn_config", "serve"]
+__all__ = ["ACCEPTORS", "PORT_TRIES", "bind_socket", "hypercorn_config", "serve"]
 
 log = logging.getLogger("minillm.server")
 
 PORT_TRIES = 10
+ACCEPTORS = 8
 
 
 def bind_socket(host: str, port: int, tries: int = PORT_TRIES) -> socket.socket:
@@ -61,9 +64,28 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+class _HypercornLog(HypercornLogger):
+    """Hypercorn's log, saying "Running on" once: its listeners share one socket."""
+
+    def __init__(self, config: HypercornConfig) -> None:
+        super().__init__(config)
+        self._announced = False
+
+    async def info(self, message: str, *args: Any, **kwargs: Any) -> None:
+        if message.startswith("Running on"):
+            if self._announced:
+                return
+            self._announced = True
+        await super().info(message, *args, **kwargs)
+
+
 def hypercorn_config(config: Config, sock: socket.socket) -> HypercornConfig:
     hc = HypercornConfig()
-    hc.bind = [f"fd://{os.dup(sock.fileno())}"]  # Hypercorn owns (and closes) the duplicate
+    # Several listeners on duplicates of the one socket (Hypercorn owns and closes
+    # them): each accept loop takes one connection per scheduler pass, so a wave of
+    # a thousand new clients would otherwise wait seconds in the accept queue.
+    hc.bind = [f"fd://{os.dup(sock.fileno())}" for _ in range(ACCEPTORS)]
+    hc.logger_class = _HypercornLog
     hc.graceful_timeout = config.shutdown_grace
     hc.keep_alive_timeout = 75
     hc.backlog = 2048
