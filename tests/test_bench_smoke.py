@@ -32,11 +32,15 @@ def test_quick_run_answers_on_every_target(tmp_path: Path) -> None:
             str(out),
             "--targets",
             ",".join(TARGETS),
+            "--long-clients",
+            "20",
+            "--long-duration",
+            "1",
         ],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -68,13 +72,20 @@ def test_quick_run_answers_on_every_target(tmp_path: Path) -> None:
         mem = report["memory"][gateway]
         assert mem["slow_answered"] == mem["slow_clients"] > 0
         assert mem["idle_mb"] > 0 and mem["slow_readers_mb"] > 0
+    long = {r["target"]: r for r in report["long_streams"]}
+    assert set(long) == set(TARGETS)
+    for target, r in long.items():
+        assert r["clients"] == 20 and r["result"]["requests"] >= 20, r
+        assert r["result"]["errors"] == r["result"]["invalid"] == 0, r
+        if target != "direct":
+            assert r["cpu_s"] > 0 and r["rss_mid_mb"] > 0, r
     headline = {(h["target"], h["what"]) for h in report["headline"]}
     assert any(t == "minillm" and "/ floor" in w for t, w in headline)
 
     run_dirs = [d for d in out.iterdir() if d.is_dir()]
     assert len(run_dirs) == 1
     md = (run_dirs[0] / "report.md").read_text()
-    for section in ("## Headline", "## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
+    for section in ("## Headline", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
         assert section in md
     assert {p.name for p in run_dirs[0].glob("*.png")} == {
         "throughput.png",
