@@ -16,10 +16,11 @@ _IDLE = ("_thread_cache.py:211",)  # trio's idle worker threads: waiting, not wo
 
 
 def summarize(folded: str, top: int = 25) -> str:
-    """Top functions of py-spy's collapsed stacks: by own time, and by the deepest
-    minillm frame (its own time plus the library code it called)."""
+    """Top functions of py-spy's collapsed stacks: by inclusive time, by the deepest
+    minillm frame (its own time plus the library code it called), and by own time."""
     own: Counter[str] = Counter()
     ours: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
     total = 0
     for line in folded.splitlines():
         stack, _, count = line.rpartition(" ")
@@ -29,13 +30,22 @@ def summarize(folded: str, top: int = 25) -> str:
         total += n
         frames = stack.split(";")
         own[frames[-1]] += n
+        inclusive.update(dict.fromkeys({_function(f) for f in frames[1:]}, n))
         if mine := [f for f in frames if "minillm/" in f]:
             ours[mine[-1]] += n
-    lines = [f"{total} busy samples", "", "deepest minillm frame (incl. library callees):"]
+    lines = [f"{total} busy samples", "", "inclusive (the function and all it called):"]
+    lines += [f"  {n / total:6.1%}  {f}" for f, n in inclusive.most_common(top)]
+    lines += ["", "deepest minillm frame (incl. library callees):"]
     lines += [f"  {n / total:6.1%}  {f}" for f, n in ours.most_common(top)]
     lines += ["", "own time:"]
     lines += [f"  {n / total:6.1%}  {f}" for f, n in own.most_common(top)]
     return "\n".join(lines) + "\n"
+
+
+def _function(frame: str) -> str:
+    """``name (file.py:LINE)`` without the line: one entry per function."""
+    head, sep, _ = frame.rpartition(":")
+    return f"{head})" if sep and frame.endswith(")") else frame
 
 
 @contextmanager

@@ -118,7 +118,8 @@ def _long_section(data: RunData) -> list[str]:
 
 def markdown(data: RunData, plots: list[str]) -> str:
     s = data.settings
-    out = [f"# minillm benchmark ({'quick' if s.quick else 'full'} run)", "", *_meta_lines(data)]
+    kind = "long streams only" if s.long_only else "quick" if s.quick else "full"
+    out = [f"# minillm benchmark ({kind} run)", "", *_meta_lines(data)]
     out += ["## Headline", ""]
     out += _table(
         ["target", "ratio", "value", "goal", ""],
@@ -126,7 +127,7 @@ def markdown(data: RunData, plots: list[str]) -> str:
             [
                 r.target,
                 r.what,
-                _g(r.value) + ("" if "MB" in r.what else "x"),
+                _g(r.value) + ("" if "MB" in r.what or math.isnan(r.value) else "x"),
                 r.goal,
                 {True: "pass", False: "**MISS**", None: ""}[r.passed],
             ]
