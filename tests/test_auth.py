@@ -165,7 +165,7 @@ async def test_metrics_needs_a_key_off_loopback() -> None:
     from minillm.server.accounting import Accounting
     from minillm.server.scope import RequestState
 
-    accounting = Accounting(Config(auth_keys=parse_gateway_keys(None, f"ops:{ALICE}")))
+    accounting = Accounting(Config(auth_keys=parse_gateway_keys((), f"ops:{ALICE}")))
     state = RequestState()
     await accounting.admit(state, "/metrics", Headers(), "127.0.0.1")  # loopback: open
     with pytest.raises(Unauthorized):
@@ -178,7 +178,7 @@ async def test_metrics_needs_a_key_off_loopback() -> None:
 
 
 def test_authenticator_checks_every_key() -> None:
-    keys = parse_gateway_keys(None, f"a:{ALICE},{BOB}")
+    keys = parse_gateway_keys((), f"a:{ALICE},{BOB}")
     assert [k.name for k in keys] == ["a", "env-2"]
     auth = Authenticator(keys)
     assert auth.authenticate(BOB).name == "env-2"
@@ -188,7 +188,7 @@ def test_authenticator_checks_every_key() -> None:
     assert GatewayKey("g", b"", ("gpt-*",)).allows("gpt-4o")
     assert not GatewayKey("g", b"", ("gpt-*",)).allows("claude")
     with pytest.raises(ValueError, match="unique"):
-        parse_gateway_keys(None, f"a:{ALICE},a:{BOB}")
+        parse_gateway_keys((), f"a:{ALICE},a:{BOB}")
 
 
 async def test_memory_buckets_refill() -> None:

@@ -78,7 +78,7 @@ def run_config(args: argparse.Namespace) -> int:
         assert isinstance(shown, dict)
         keys = ", ".join(shown.pop("keys")) or "(none)"
         fmt, base_url = shown.pop("format"), shown.pop("base_url")
-        if provider.name == "mock":
+        if provider.is_mock:
             base_url, keys = "(built in, offline)", "not needed"
         extra = "".join(f"  {k}={v}" for k, v in shown.items() if v not in (None, {}, []))
         rows.append((provider.name, fmt, base_url, f"keys: {keys}{extra}"))

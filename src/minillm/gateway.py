@@ -95,7 +95,7 @@ class Gateway:
     def route(self, model: object) -> tuple[Target, ...]:
         """The targets for a client's ``model`` field (raises BadRequest)."""
         return resolve_alias(
-            model, self.config.aliases, self.providers.keys(), offline=self.config.offline
+            model, self.config.aliases, self.config.providers, offline=self.config.offline
         )
 
     async def handle(self, call: Call, resources: AsyncExitStack) -> JSONReply | StreamReply:

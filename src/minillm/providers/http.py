@@ -151,7 +151,7 @@ def proxy_for(base_url: str) -> str | None:
 
 
 def _transport_for(provider: ProviderConfig, config: Config) -> httpx.AsyncBaseTransport:
-    if provider.name == "mock":
+    if provider.is_mock:
         return MockTransport(chunk_delay=config.mock_chunk_delay)
     return httpx.AsyncHTTPTransport(
         limits=httpx.Limits(
