@@ -24,6 +24,7 @@ __all__ = [
     "ConfigFile",
     "check_keys",
     "flag_name",
+    "parse_port",
     "parse_scalar",
 ]
 
@@ -101,6 +102,13 @@ def parse_scalar(kind: str, name: str, raw: object) -> object:
     if kind == "seconds0" and not (number >= 0 and math.isfinite(number)):
         raise ConfigError(f"{name}: expected a number >= 0, got {raw!r}")
     return number
+
+
+def parse_port(name: str, raw: object) -> int:
+    """``raw`` as a port number 0-65535; ConfigError naming ``name`` if invalid."""
+    port = parse_scalar("port", name, raw)
+    assert isinstance(port, int)
+    return port
 
 
 def check_keys(table: Mapping[str, object], allowed: Collection[str], where: str) -> None:

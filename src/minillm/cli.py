@@ -7,6 +7,7 @@ unreachable, an API error), 2 usage or configuration error.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -53,14 +54,22 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = _load_config(args)
     setup_logging(config.log_level, config.log_format)
+    tries = 1 if config.port_from else PORT_TRIES  # only the default port may move
     try:
-        sock = bind_socket(config.host, config.port)
+        sock = bind_socket(config.host, config.port, tries)
     except OSError as exc:
-        tried = f"{config.port}-{config.port + PORT_TRIES - 1}" if config.port else "0"
+        if config.port_from and exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"{config.port_from}: port {config.port} is already in use") from None
+        tried = f"{config.port}-{config.port + tries - 1}" if tries > 1 else str(config.port)
         print(
             f"minillm: cannot listen on {config.host} port {tried}: {exc.strerror}", file=sys.stderr
         )
         return EXIT_FAILURE
+    if config.port and (bound := sock.getsockname()[1]) != config.port:
+        print(
+            f"minillm: the default port {config.port} is in use: listening on {bound} instead",
+            file=sys.stderr,
+        )
 
     def announce(url: str) -> None:
         print(f"minillm listening on {url}", flush=True)
@@ -115,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = _command(commands, "serve", "run the gateway until SIGTERM/SIGINT")
     serve.add_argument("--host", help="address to bind (env MINI_LLM_HOST, default 127.0.0.1)")
     serve.add_argument(
-        "--port", type=int, help="port (env MINI_LLM_PORT, default 3333; 0 picks a free port)"
+        "--port",
+        help="port (env MINI_LLM_PORT, default 3333, which moves to the next free port when"
+        " taken; 0 picks a free port)",
     )
     serve.add_argument("--config", metavar="FILE", help="TOML config file (env MINI_LLM_CONFIG)")
     serve.add_argument(

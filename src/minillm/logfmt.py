@@ -57,9 +57,20 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class _PrintedElsewhere(logging.Filter):
+    """Drops the records of Hypercorn's loggers that have a handler of their own (the
+    ``hypercorn`` command gives ``hypercorn.error`` one): they are printed already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name.startswith("hypercorn.") and logging.getLogger(record.name).handlers
+        )
+
+
 def setup_logging(level: str, fmt: str = "text") -> None:
     """Configure the root logger on stderr, as text lines or JSON objects."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_PrintedElsewhere())
     handler.addFilter(RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
