@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +167,50 @@ def test_demo_runs_offline_and_cleans_up() -> None:
     assert out.rstrip().endswith("gateway stopped.")
     pid = int(re.search(r"\(pid (\d+)\)", out).group(1))  # type: ignore[union-attr]
     wait_gone(pid)
+
+
+def test_usage_when_recording_is_off() -> None:
+    off = minillm("usage")
+    assert (off.returncode, off.stdout) == (1, "")
+    assert off.stderr == (
+        "minillm: usage recording is off (MINI_LLM_USAGE_DB or the config file's usage_db"
+        " is 'off'): no usage to report\n"
+    )
+
+
+GATEWAY_KEY = "sk-gw-cli-0123456789"
+
+
+def test_client_commands_against_a_keyed_gateway() -> None:
+    """What README's command table and docs/team.md say: --api-key or MINI_LLM_API_KEY."""
+    keyed = {
+        **OFFLINE,
+        "MINI_LLM_AUTH_KEYS": f"cli:{GATEWAY_KEY}",
+        "MINI_LLM_MODEL_ALIASES": ALIASES,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minillm", "serve", "--port", "0"],
+        env=clean_env(keyed),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[-1]
+        refused = minillm("models", url)
+        assert refused.returncode == 1 and "Missing gateway API key" in refused.stderr
+        assert minillm("models", url, "--api-key", GATEWAY_KEY).stdout.startswith("fast  ->")
+        from_env = {"MINI_LLM_URL": url, "MINI_LLM_API_KEY": GATEWAY_KEY}
+        assert minillm("models", env=from_env).stdout.startswith("fast  ->")
+        chat = minillm("chat", "--url", url, "--api-key", GATEWAY_KEY, "hi")
+        assert chat.stdout == "You said: hi\n", chat
+        assert minillm("chat", "hi", env=from_env).stdout == "You said: hi\n"
+    finally:
+        process.kill()
+        process.wait(10)
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("### Commands")[1].split("### Embedding")[0]
+    team = (Path(__file__).parent.parent / "docs" / "team.md").read_text()
+    for text in (table, team):
+        assert all(w in text for w in ("--api-key", "MINI_LLM_API_KEY", "MINI_LLM_URL")), text

@@ -53,8 +53,12 @@ def run_usage(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """The ``usage`` command; 0 on success, 1 when there is no usage database."""
     out = out or sys.stdout
     path = args.db or Config.load(config_file=args.config).usage_db
-    if path is None or not Path(path).is_file():
-        print(f"minillm: no usage database at {path or '(usage is off)'}", file=sys.stderr)
+    if path is None:
+        off = "MINI_LLM_USAGE_DB or the config file's usage_db is 'off'"
+        print(f"minillm: usage recording is off ({off}): no usage to report", file=sys.stderr)
+        return 1
+    if not Path(path).is_file():
+        print(f"minillm: no usage database at {path}", file=sys.stderr)
         return 1
     db = sqlite3.connect(path, timeout=10.0)
     try:
