@@ -66,7 +66,7 @@ def run_config(args: argparse.Namespace) -> int:
     print(
         "mode: "
         + (
-            "offline (no provider keys: the mock serves every model)"
+            "offline (no provider keys: the built-in mocks serve every model)"
             if config.offline
             else "online"
         )
@@ -82,9 +82,9 @@ def run_config(args: argparse.Namespace) -> int:
             base_url, keys = "(built in, offline)", "not needed"
         extra = "".join(f"  {k}={v}" for k, v in shown.items() if v not in (None, {}, []))
         rows.append((provider.name, fmt, base_url, f"keys: {keys}{extra}"))
-    width = max(len(row[2]) for row in rows)
+    names, width = max(len(row[0]) for row in rows), max(len(row[2]) for row in rows)
     for name, fmt, base_url, rest in rows:
-        print(f"  {name:<10} {fmt:<9} {base_url:<{width}}  {rest}")
+        print(f"  {name:<{names}} {fmt:<9} {base_url:<{width}}  {rest}")
     print("aliases:" + ("" if config.aliases else " (none)"))
     for alias, targets in config.aliases.items():
         print(f"  {alias} -> {', '.join(map(str, targets))}")
