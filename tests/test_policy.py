@@ -93,8 +93,9 @@ def test_rate_limit_reset_of_openai_and_anthropic() -> None:
         "anthropic-ratelimit-requests-remaining": "12",
     }
     assert rate_limit_reset(anthropic, now) == 2.5
-    assert rate_limit_reset({"anthropic-ratelimit-tokens-reset": "2025-12-31T23:59:00Z"}, now) == 0
-    assert rate_limit_reset({"anthropic-ratelimit-tokens-reset": "2026-01-01T00:00:30"}, now) is None
+    past, naive = "2025-12-31T23:59:00Z", "2026-01-01T00:00:30"  # no time zone: not RFC 3339
+    assert rate_limit_reset({"anthropic-ratelimit-tokens-reset": past}, now) == 0
+    assert rate_limit_reset({"anthropic-ratelimit-tokens-reset": naive}, now) is None
     assert rate_limit_reset({"x-ratelimit-reset-requests": "later"}, now) is None
     assert rate_limit_reset({}, now) is None
 

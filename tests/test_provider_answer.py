@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from gateway_fixtures import OPENAI_KEY, StartGateway, gateway_env
-from upstream import FakeUpstream, Reply, SlowStream, Status
+from upstream import FakeUpstream, SlowStream, Status
 
 MSG = [{"role": "user", "content": "hi"}]
 CHAT = {"model": "gpt-4o-mini", "messages": MSG}
@@ -26,9 +26,9 @@ async def post(gw: str, body: dict[str, object] = CHAT) -> httpx.Response:
 
 async def providers(gw: str) -> dict[str, dict[str, object]]:
     async with httpx.AsyncClient() as client:
-        health: dict[str, dict[str, object]] = (
-            await client.get(f"{gw}/health/providers")
-        ).json()["providers"]
+        health: dict[str, dict[str, object]] = (await client.get(f"{gw}/health/providers")).json()[
+            "providers"
+        ]
     return health
 
 
@@ -201,4 +201,3 @@ async def test_two_targets_on_one_provider_take_one_slot_at_a_time(
     assert r.headers["x-minillm-target"] == "first:b"
     assert [q.json["model"] for q in upstream.requests] == ["a", "b"]
     assert (await providers(gw))["first"]["in_flight"] == 0
-
