@@ -27,7 +27,7 @@ _EVENT_SPLIT = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
 _DATA_LINE = re.compile(rb"^data:[ ]?(.*)$", re.MULTILINE)
 # A usage *object*: OpenAI sends ``"usage":null`` in every chunk once usage is asked for.
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
-_ERROR_EVENT = re.compile(rb'^(?:event:[ ]?error[ \t]*$|data:[ ]?\{\s*"error"\s*:)', re.MULTILINE)
+_ERROR_EVENT = re.compile(rb'^(?:event:[ ]?error\s|data:[ ]?\{\s*"error"\s*:)', re.MULTILINE)
 
 
 class PassthroughStream:
