@@ -86,6 +86,16 @@ async def test_rate_limit_reset_headers_cool_the_key(
     assert (await providers(gw))["openai"]["keys_cooling"] == ["sk-...0001"]
 
 
+async def test_a_key_is_asked_once_per_request_even_when_told_to_retry_at_once(
+    start_gateway: StartGateway, upstream: FakeUpstream
+) -> None:
+    gw = await start_gateway(gateway_env(upstream.url, OPENAI_API_KEYS="key-a,key-b"))
+    upstream.push(*[Status(429, headers={"retry-after": "0"})] * 5)
+    r = await post(gw)
+    assert (r.status_code, r.headers["retry-after"]) == (429, "0")
+    assert len(upstream.requests) == 2  # each key once, not a loop until the deadline
+
+
 async def test_single_rejected_key_is_still_used(
     start_gateway: StartGateway, upstream: FakeUpstream
 ) -> None:

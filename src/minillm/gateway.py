@@ -35,7 +35,7 @@ from minillm.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from minillm.policy import Action, Failure, RetryPolicy
+from minillm.policy import KEY_STATUSES, Action, Failure, RetryPolicy
 from minillm.provider_state import (
     BreakerOpen,
     BreakerSettings,
@@ -183,18 +183,21 @@ class Gateway:
         health = self.health[provider.name]
         retry = 0
         error: GatewayError | None = None
+        refused: set[str | None] = set()  # keys this target answered 401/403/429 to
         failure: Failure
         while True:
             now = trio.current_time()
-            try:
-                health.pass_breaker(now)
+            try:  # the key first: a half-open breaker's probe is not wasted on no key
                 key = health.acquire_key(now, alternatives=alternatives)
+                health.pass_breaker(now)
             except BreakerOpen as closed:
                 self._on_attempt(provider.name, "skipped_breaker")
                 return error or CircuitOpen(provider.name, closed.retry_after)
             except KeysCooling as cooling:
                 self._on_attempt(provider.name, "skipped_keys")
                 return error or KeysRateLimited(provider.name, cooling.retry_after)
+            if error is not None and key in refused:  # rested already ("retry after 0")
+                return error
             try:
                 reply = await attempt(
                     call, provider, target, key, config=self.config, resources=held
@@ -206,6 +209,8 @@ class Gateway:
             except UpstreamHTTPError as exc:
                 failure, error = Failure(exc.status, exc.wait), exc
                 health.record_answer(key, exc.status, exc.wait, trio.current_time())
+                if exc.status in KEY_STATUSES:
+                    refused.add(key)
                 self._on_attempt(provider.name, f"http_{exc.status}")
             else:
                 health.record_answer(key, 200, None, trio.current_time())

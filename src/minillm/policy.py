@@ -35,6 +35,7 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 
 __all__ = [
+    "KEY_STATUSES",
     "Action",
     "Decision",
     "Failure",
