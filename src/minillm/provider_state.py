@@ -91,13 +91,13 @@ class ProviderHealth(Protocol):
     def snapshot(self, now: float) -> dict[str, object]: ...
 
 
-Reason = Literal["said", "guessed", "rejected"]
+_Reason = Literal["said", "guessed", "rejected"]
 
 
 @dataclass(frozen=True, slots=True)
 class _Rest:
     until: float
-    reason: Reason
+    reason: _Reason
 
 
 class LocalHealth:
@@ -158,7 +158,7 @@ class LocalHealth:
         self._open_until = None
         self._probe_started = None
         if status == 429:
-            reason: Reason = "guessed" if wait is None else "said"
+            reason: _Reason = "guessed" if wait is None else "said"
             seconds = self._settings.key_cooldown if wait is None else wait
             self._rests[key] = _Rest(now + seconds, reason)
         elif status in (401, 403):
