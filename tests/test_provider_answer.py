@@ -120,7 +120,8 @@ async def test_two_rejected_keys_answer_401_not_429(
         assert r.status_code == 401, r.text
         assert r.json()["error"]["code"] == "invalid_api_key"
     sent = [r.headers["authorization"] for r in upstream.requests]
-    assert sent == ["Bearer sk-bad-key-a-0001", "Bearer sk-bad-key-b-0002", sent[2]]
+    a, b = "Bearer sk-bad-key-a-0001", "Bearer sk-bad-key-b-0002"
+    assert sent == [a, b, a]  # then the key that recovers soonest
     rejected = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
     assert len(rejected) == 2  # once per key, not per request
     assert "sk-bad-key-a-0001" not in caplog.text
