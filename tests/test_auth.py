@@ -20,7 +20,12 @@ from minillm.ratelimit import MemoryBuckets, RateLimiter
 from processes import clean_env, serving
 from upstream import FakeUpstream, Reply
 
-ALICE, BOB, CAROL = "sk-gw-alice-0001", "sk-gw-bob-00002", "sk-gw-carol-003"
+ALICE, BOB, CAROL, DAVE = (
+    "sk-gw-alice-0001",
+    "sk-gw-bob-00002",
+    "sk-gw-carol-003",
+    "sk-gw-dave-0004",
+)
 PREFIXES = ("", "/openai", "/anthropic")
 CHAT = [{"role": "user", "content": "hi"}]
 
@@ -38,6 +43,12 @@ models = ["gpt-4o-*", "claude-3-5-*"]
 name = "carol"
 key = "{CAROL}"
 rpm = 20
+
+[[auth.keys]]
+name = "dave"
+key = "{DAVE}"
+models = ["gpt-4o-*"]
+rpm = 2
 """
 
 
@@ -106,6 +117,16 @@ async def test_model_outside_allowlist_is_403(gw: str, upstream: FakeUpstream) -
         assert "claude-opus-4" in exc.value.message
         assert await message(gw, BOB, prefix) == "echo: hi"
     assert len(upstream.requests) == 3
+
+
+async def test_a_model_refused_with_403_uses_no_rpm_unit(gw: str, upstream: FakeUpstream) -> None:
+    for _ in range(3):
+        with pytest.raises(openai.PermissionDeniedError):
+            await chat(gw, DAVE, model="gpt-4.1")
+    assert [await chat(gw, DAVE) for _ in range(2)] == ["echo: hi"] * 2  # both units left
+    with pytest.raises(openai.RateLimitError):
+        await chat(gw, DAVE)
+    assert len(upstream.requests) == 2
 
 
 async def test_rpm_limit_429_and_retry_after_honoured(gw: str, upstream: FakeUpstream) -> None:

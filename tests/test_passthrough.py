@@ -61,3 +61,22 @@ def test_unterminated_last_event_is_flushed() -> None:
     stream = PassthroughStream()
     assert stream.feed(b"data: [DONE]") == b""
     assert stream.close() == b"data: [DONE]\n\n"
+
+
+def test_upstream_error_events_are_forwarded_and_noted() -> None:
+    words = chunk({"content": "error"})  # the word in content is no error event
+    openai_error = b'data: {"error": {"message": "boom", "type": "server_error"}}\n\n'
+    stream = PassthroughStream()
+    assert stream.feed(words) == words and stream.error is None
+    assert stream.feed(openai_error[:20]) + stream.feed(openai_error[20:]) == openai_error
+    assert stream.error is not None
+    assert (stream.error.status, stream.error.message) == (502, "boom")
+
+    anthropic_error = (
+        b"event: error\r\n"
+        b'data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+    )
+    stream = PassthroughStream()
+    assert stream.feed(anthropic_error) == b""
+    assert stream.close() == anthropic_error + b"\n\n"  # an unterminated last event too
+    assert stream.error is not None and stream.error.kind == "overloaded_error"

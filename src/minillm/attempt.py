@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import trio
 
 from minillm.config import Config, Target
 from minillm.errors import UpstreamHTTPError, UpstreamProtocolError, UpstreamTimeout, WireFormat
+from minillm.policy import provider_wait
 from minillm.providers.http import HTTPProvider, Operation, body_chunks, upstream_errors
 from minillm.translate.passthrough import PassthroughStream
 from minillm.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
@@ -201,4 +203,5 @@ async def _error_from(provider: HTTPProvider, response: httpx.Response) -> Upstr
     error.headers = {
         k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "retry-after-ms")
     }
+    error.wait = provider_wait(status, response.headers, time.time())
     return error

@@ -71,7 +71,7 @@ class Config:
     mock_chunk_delay: float = 0.02
     log_level: str = "info"
     retries: int = 2
-    key_cooldown: float = 30.0
+    key_cooldown: float = 5.0
     key_disable_s: float = 300.0
     breaker_failures: int = 5
     breaker_cooldown_s: float = 30.0

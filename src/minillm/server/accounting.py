@@ -84,12 +84,15 @@ class Accounting:
             state.rejection = "auth" if state.key is None else "rate_limit"
             raise
 
-    def check_model(self, state: RequestState, model: object) -> None:
-        """403 when the request's key may not use ``model``."""
+    async def check_model(self, state: RequestState, model: object) -> None:
+        """403 when the request's key may not use ``model``; the refused request
+        gives back the ``rpm`` unit it took on the way in."""
         key = state.key
         if key is not None and key.models and not key.allows(str(model)):
             state.rejection = "auth"
             log.info("key %s may not use model %r", key.name, str(model)[:100])
+            if self.limiter is not None:
+                await self.limiter.refund(key)
             raise Forbidden(f"This key may not use model '{str(model)[:100]}'")
 
     # -- on the way out --------------------------------------------------------------------
@@ -100,7 +103,9 @@ class Accounting:
         """Metrics, usage record and token charge of a finished API request."""
         tokens = _tokens(state)
         m = self.metrics
-        provider, model = state.provider or "", m.model_label(state.model_served or "")
+        # a request that reached a target and failed counts under the model it asked for
+        asked = state.model if state.target != "-" else ""
+        provider, model = state.provider or "", m.model_label(state.model_served or asked)
         status = state.status or 499  # cancelled before any response: client went away
         m.requests.labels(endpoint, provider, model, str(status)).inc()
         m.duration.labels(endpoint, provider).observe(elapsed)

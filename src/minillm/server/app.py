@@ -127,7 +127,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
             body = await read_json(config)
             state = current_request()
             state.model = str(body.get("model"))[:100]
-            accounting.check_model(state, body.get("model"))
+            await accounting.check_model(state, body.get("model"))
             headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))}
             headers["x-request-id"] = state.request_id
             reply = await serving.current().handle(
@@ -137,7 +137,13 @@ def create_app(config: Config | None = None) -> QuartTrio:
             extra = {TARGET_HEADER: state.target}
             if isinstance(reply, JSONReply):
                 return json_response(reply.body, headers=extra)
-            relay = RelayBody(reply, fmt, idle_timeout=config.idle_timeout, streams=streams)
+            relay = RelayBody(
+                reply,
+                fmt,
+                idle_timeout=config.idle_timeout,
+                streams=streams,
+                on_error=state.note_stream_error,
+            )
             extra.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
             return Response(relay, status=200, content_type="text/event-stream", headers=extra)
 

@@ -35,7 +35,7 @@ from hypercorn.typing import (
 
 from minillm.attempt import JSONReply, StreamReply
 from minillm.auth import GatewayKey
-from minillm.errors import WireFormat
+from minillm.errors import GatewayError, WireFormat
 from minillm.translate.streams import StreamTranslator
 
 if TYPE_CHECKING:
@@ -88,6 +88,10 @@ class RequestState:
             self.reply_body = reply.body
         else:
             self.stream = reply.translator
+
+    def note_stream_error(self, exc: GatewayError) -> None:
+        """The stream (sent as 200) ended with ``exc`` as its error event: it failed."""
+        self.status = exc.status
 
 
 _current: ContextVar[RequestState] = ContextVar("minillm_request")
