@@ -62,6 +62,12 @@ async def test_flags_are_checked_like_the_variables() -> None:
         env = await _serve_fails([], {"MINI_LLM_PORT": port})
         assert flag.startswith("minillm: configuration error: --port: expected")
         assert flag.replace("--port", "MINI_LLM_PORT") == env
+    level = await _serve_fails(["--log-level", "loud"])
+    assert (
+        level == "minillm: configuration error: --log-level: expected debug, info, warning,"
+        " error or critical"
+    )
+    assert "--log-format: expected text or json" in await _serve_fails(["--log-format", "xml"])
     bad_host = "minillm: configuration error: --host: cannot resolve host 'not-a-host.invalid'"
     assert await _serve_fails(["--host", "not-a-host.invalid"]) == bad_host
     keyed = {"MINI_LLM_AUTH_KEYS": "ops:0123456789abcdef"}  # not the "no keys" refusal either

@@ -130,10 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--config", metavar="FILE", help="TOML config file (env MINI_LLM_CONFIG)")
     serve.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
+        "--log-level", help="debug, info (default), warning, error (env MINI_LLM_LOG_LEVEL)"
     )
     serve.add_argument(
-        "--log-format", choices=["text", "json"], help="text (default) or one JSON object a line"
+        "--log-format",
+        help="text (default) or json: one JSON object a line (env MINI_LLM_LOG_FORMAT)",
     )
     serve.add_argument(
         "--allow-unauthenticated",
