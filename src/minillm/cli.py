@@ -25,7 +25,7 @@ from minillm.cli_commands import (
 )
 from minillm.cli_config import run_config
 from minillm.cli_demo import run_demo
-from minillm.config import Config, ConfigError
+from minillm.config import Config, ConfigError, parse_workers
 from minillm.sdk import GatewayStartError
 from minillm.usage_report import add_usage_command
 
@@ -40,7 +40,7 @@ _URL_HELP = "gateway URL (env MINI_LLM_URL, default http://127.0.0.1:$MINI_LLM_P
 
 
 def _load_config(args: argparse.Namespace) -> Config:
-    names = ("host", "port", "log_level", "log_format", "allow_unauthenticated")
+    names = ("host", "port", "log_level", "log_format", "allow_unauthenticated", "workers")
     overrides = {k: v for k in names if (v := getattr(args, k, None)) is not None}
     return Config.load(config_file=args.config, **overrides)
 
@@ -50,6 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from minillm.logfmt import setup_logging  # noqa: PLC0415
     from minillm.server.serve import PORT_TRIES, bind_socket, serve  # noqa: PLC0415
+    from minillm.server.workers import WorkerStartError, supervise  # noqa: PLC0415
 
     config = _load_config(args)
     setup_logging(config.log_level, config.log_format)
@@ -70,11 +71,28 @@ def _serve(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             if args.watch_stdin:
                 nursery.start_soon(_shutdown_on_stdin_eof, shutdown)
-            await serve(config, sock=sock, shutdown=shutdown, on_ready=announce, on_stuck=_exit_now)
+            if config.workers > 1:
+                await supervise(config, sock, shutdown=shutdown, on_ready=announce)
+            else:
+                await serve(
+                    config, sock=sock, shutdown=shutdown, on_ready=announce, on_stuck=_exit_now
+                )
             nursery.cancel_scope.cancel()
 
-    trio.run(run)
-    return EXIT_OK
+    code = EXIT_OK
+    try:
+        trio.run(run)
+    except* WorkerStartError as failed:
+        print(f"minillm: {failed.exceptions[0]} (its log is above)", file=sys.stderr)
+        code = EXIT_FAILURE
+    return code
+
+
+def _workers(text: str) -> int:
+    try:
+        return parse_workers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _exit_now() -> None:
@@ -118,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, help="port (env MINI_LLM_PORT, default 3333; 0 picks a free port)"
     )
     serve.add_argument("--config", metavar="FILE", help="TOML config file (env MINI_LLM_CONFIG)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="worker processes sharing the port, or 'auto' for one per CPU"
+        " (env MINI_LLM_WORKERS, default 1)",
+    )
     serve.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )

@@ -8,6 +8,7 @@ so start-up fails with one clear line instead of silently ignoring it.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -21,6 +22,7 @@ import orjson
 import platformdirs
 
 from minillm.auth import GatewayKey, is_loopback, parse_gateway_keys
+from minillm.usage_db import is_postgres_url
 
 __all__ = [
     "BUILTIN_PROVIDERS",
@@ -29,6 +31,7 @@ __all__ = [
     "ProviderConfig",
     "Target",
     "parse_target",
+    "parse_workers",
 ]
 
 MiB = 1024 * 1024
@@ -107,6 +110,7 @@ class Config:
     usage_db: str | None = None  # Config.load() defaults it under the user data directory
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # per Mtok in, out
     log_format: str = "text"
+    workers: int = 1  # `minillm serve` worker processes on one socket
 
     @property
     def idle_timeout(self) -> float:
@@ -148,6 +152,12 @@ class Config:
                 f"MINI_LLM_HOST: refusing to listen on {config.host} without gateway keys"
                 " (set MINI_LLM_AUTH_KEYS, or pass --allow-unauthenticated)"
             )
+        if config.workers > 1 and any(k.rpm or k.tpm for k in config.auth_keys):
+            raise ConfigError(
+                f"MINI_LLM_WORKERS: rpm/tpm limits are counted per process, so {config.workers}"
+                " workers would allow each key several times its limit; run one worker"
+                " until shared state (Redis) is supported"
+            )
         return config
 
     def target(self, spec: str) -> Target:
@@ -186,6 +196,7 @@ _SCALARS: tuple[tuple[str, str, str], ...] = (
     ("MINI_LLM_DISCOVER_MODELS", "discover_models", "bool"),
     ("MINI_LLM_USAGE_DB", "usage_db", "usage_db"),
     ("MINI_LLM_LOG_FORMAT", "log_format", "log_format"),
+    ("MINI_LLM_WORKERS", "workers", "workers"),
 )
 
 
@@ -208,8 +219,16 @@ def _scalar(kind: str, name: str, raw: object) -> object:
         if str(raw).lower() not in {"1", "true", "yes", "0", "false", "no"}:
             raise ConfigError(f"{name}: expected true or false, got {raw!r}")
         return str(raw).lower() in {"1", "true", "yes"}
-    if kind == "usage_db":  # a path, or "off"
-        return None if str(raw).lower() == "off" else str(raw)
+    if kind == "usage_db":  # a path, a postgresql:// URL, or "off"
+        target = str(raw)
+        if is_postgres_url(target) and not importlib.util.find_spec("psycopg"):
+            raise ConfigError(f"{name}: PostgreSQL needs psycopg: pip install 'minillm[postgres]'")
+        return None if target.lower() == "off" else target
+    if kind == "workers":
+        try:
+            return parse_workers(str(raw))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
     if kind == "log_format":
         if raw not in ("text", "json"):
             raise ConfigError(f"{name}: expected text or json, got {raw!r}")
@@ -232,6 +251,16 @@ def _scalar(kind: str, name: str, raw: object) -> object:
     if kind == "seconds0" and not (number >= 0 and math.isfinite(number)):
         raise ConfigError(f"{name}: expected a number >= 0, got {raw!r}")
     return number
+
+
+def parse_workers(text: str) -> int:
+    """A worker count: a whole number >= 1, or ``auto`` (the CPUs this process may use)."""
+    if text.strip().lower() == "auto":
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        return len(usable) if usable else os.cpu_count() or 1
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"expected a number of workers >= 1 or 'auto', got {text!r}")
+    return int(text)
 
 
 def _build(table: Mapping[str, Any], env: Mapping[str, str]) -> Config:
