@@ -16,12 +16,13 @@ import anthropic
 import httpx
 import openai
 import orjson
+import psycopg
 import pytest
 import trio
 
 from gateway_fixtures import gateway_env
 from minillm.usage import UsageRecord, UsageWriter, summarize
-from minillm.usage_db import open_store
+from minillm.usage_db import UsageStoreError, open_store
 from minillm.usage_report import parse_since, run_usage
 from processes import clean_env, serving
 from upstream import FakeUpstream, Reply, SlowStream
@@ -148,7 +149,7 @@ async def test_graceful_shutdown_loses_no_row(upstream: FakeUpstream, tmp_path: 
 
 async def test_full_channel_drops_and_counts_never_blocks(tmp_path: Path) -> None:
     drops: list[int] = []
-    writer = UsageWriter(tmp_path / "u.db", capacity=2, on_drop=lambda: drops.append(1))
+    writer = UsageWriter(tmp_path / "u.db", capacity=2, on_drop=drops.append)
     await writer.open()
     for i in range(5):  # the writer task is not running: the channel fills up
         writer.submit(record(i))
@@ -221,3 +222,19 @@ async def test_rows_of_two_gateway_processes_are_all_in_the_report(usage_target:
     )
     got = {row["group"]: row["requests"] for row in orjson.loads(report.stdout)}
     assert got == {"team-a": 7, "team-b": 5}
+
+
+def test_postgres_store_reconnects_after_losing_its_connection(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    store.write([record(1)])
+    with psycopg.connect(postgres_url, autocommit=True) as admin:  # e.g. a server restart
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(UsageStoreError):
+        store.write([record(2)])  # that batch is lost (the writer logs and counts it)
+    store.write([record(3)])
+    (row,) = summarize(store, since=1e6, by="key", now=2000.0)
+    assert row["requests"] == 2
+    store.close()

@@ -38,7 +38,7 @@ class UsageWriter:
         target: str | Path,
         *,
         capacity: int = CHANNEL_SIZE,
-        on_drop: Callable[[], None] | None = None,
+        on_drop: Callable[[int], object] | None = None,
     ) -> None:
         self.target = target  # a SQLite path or a postgresql:// URL
         self.dropped = 0
@@ -55,9 +55,12 @@ class UsageWriter:
         try:
             self._send.send_nowait(record)
         except (trio.WouldBlock, trio.ClosedResourceError):
-            self.dropped += 1
-            if self._on_drop is not None:
-                self._on_drop()
+            self._dropped(1)
+
+    def _dropped(self, n: int) -> None:
+        self.dropped += n
+        if self._on_drop is not None:
+            self._on_drop(n)
 
     async def open(self) -> UsageStore:
         """Open the database (raises :class:`UsageStoreError`); the store is returned."""
@@ -112,7 +115,7 @@ class UsageWriter:
             await trio.to_thread.run_sync(self._store.write, batch)
             self.written += len(batch)
         except UsageStoreError as exc:
-            self.dropped += len(batch)
+            self._dropped(len(batch))
             log.error("usage: could not write %d records: %s", len(batch), exc)
 
 
