@@ -116,6 +116,23 @@ async def test_sigterm_under_load_drains_every_worker_and_exits_0() -> None:
     assert b"Traceback" not in served.stderr
 
 
+async def test_workers_drain_and_exit_when_the_supervisor_is_killed() -> None:
+    env = {"MINI_LLM_MOCK_DELAY": "0", "MINI_LLM_USAGE_DB": "off"}
+    async with serving(env, WORKERS) as served:
+        pids = worker_pids(served).values()
+        served.process.kill()
+        await served.process.wait()
+
+        def gone(pid: int) -> bool:  # exited (a zombie counts: reaping is init's job now)
+            try:
+                return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+            except FileNotFoundError:
+                return True
+
+        await eventually(lambda: all(gone(pid) for pid in pids))
+        assert served.stderr.count(b"the supervisor is gone: draining") == 2
+
+
 async def test_limits_per_key_refuse_several_workers_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "limits.toml"
     path.write_text("[[auth.keys]]\nname = 'a'\nkey = 'sk-gw-a-123456'\nrpm = 60\n")
