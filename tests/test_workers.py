@@ -133,6 +133,23 @@ async def test_workers_drain_and_exit_when_the_supervisor_is_killed() -> None:
         assert served.stderr.count(b"the supervisor is gone: draining") == 2
 
 
+async def test_a_worker_that_cannot_start_stops_the_server_with_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text(  # only the spawned workers die (exit 1)
+        "import sys\nif '--multiprocessing-fork' in sys.argv:\n    sys.exit(3)\n"
+    )
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    done = await trio.run_process(
+        [sys.executable, "-m", "minillm", *WORKERS],
+        env=clean_env({"PYTHONPATH": path, "MINI_LLM_USAGE_DB": "off"}),
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, b"")  # no URL
+    last = done.stderr.decode().splitlines()[-1]
+    assert re.fullmatch(r"minillm: worker \d exited with code 1 before it was ready .*", last)
+
+
 async def test_limits_per_key_refuse_several_workers_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "limits.toml"
     path.write_text("[[auth.keys]]\nname = 'a'\nkey = 'sk-gw-a-123456'\nrpm = 60\n")

@@ -121,7 +121,9 @@ class _Pool:
                 if first:
                     first = False
                     if not ready and not self.stopping.is_set():
-                        self.failed = f"worker {index} exited before it was ready"
+                        process.join()  # it closed its end: it is exiting
+                        code = process.exitcode
+                        self.failed = f"worker {index} exited with code {code} before it was ready"
                     task_status.started()
                 if ready:
                     await trio.lowlevel.wait_readable(process.sentinel)
