@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 from urllib.parse import urlsplit
@@ -173,31 +174,23 @@ class _PostgresStore(_Store):
             raise UsageStoreError(
                 "PostgreSQL usage needs psycopg: pip install 'minillm[postgres]'"
             ) from None
-        self._psycopg = psycopg
         self._errors = (psycopg.Error,)
-        self._url = url
+        self._open = partial(psycopg.connect, url, autocommit=True, connect_timeout=10)
         parts = urlsplit(url)
         self.where = f"PostgreSQL database {parts.path.strip('/') or '(default)'}"
         self.where += f" on {parts.hostname}" if parts.hostname else ""
-        self._db: psycopg.Connection[tuple[object, ...]] = self._connect()
-        with self._mapped(), self._db.transaction():
-            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            self._db.execute(_TABLE)
-            self._db.execute(_INDEX)
-
-    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         with self._mapped():
-            return self._psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+            self._db: psycopg.Connection[tuple[object, ...]] = self._open()
+            with self._db.transaction():  # several workers may start at once
+                self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                self._db.execute(_TABLE)
+                self._db.execute(_INDEX)
 
     def write(self, batch: Sequence[UsageRecord]) -> None:
-        if self._db.closed:  # lost with the server (a restart): connect again
-            self._db = self._connect()
         copy_sql = f"COPY requests ({', '.join(COLUMNS)}) FROM STDIN"
-        with (
-            self._mapped(),
-            self._db.transaction(),
-            self._db.cursor() as cur,
-            cur.copy(copy_sql) as copy,
-        ):
-            for record in batch:
-                copy.write_row([getattr(record, name) for name in COLUMNS])
+        with self._mapped():
+            if self._db.closed:  # lost with the server (a restart): connect again
+                self._db = self._open()
+            with self._db.transaction(), self._db.cursor() as cur, cur.copy(copy_sql) as copy:
+                for record in batch:
+                    copy.write_row([getattr(record, name) for name in COLUMNS])
