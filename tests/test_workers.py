@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import trio
 
@@ -81,10 +82,11 @@ async def test_both_workers_serve_metrics_add_up_and_a_killed_worker_comes_back(
             os.kill(pid, 0)
 
 
-async def test_sigterm_under_load_drains_every_worker_and_exits_0() -> None:
+async def test_sigterm_under_load_drains_every_worker_and_exits_0(tmp_path: Path) -> None:
     words = " ".join(f"w{i}" for i in range(20))  # 20 deltas, 50 ms apart: ~1 s a stream
     stream = {**CHAT, "messages": [{"role": "user", "content": words}], "stream": True}
-    env = {"MINI_LLM_MOCK_DELAY": "0.05", "MINI_LLM_USAGE_DB": "off"}
+    db = str(tmp_path / "usage.db")  # one SQLite file for both workers
+    env = {"MINI_LLM_MOCK_DELAY": "0.05", "MINI_LLM_USAGE_DB": db}
     env["MINI_LLM_SHUTDOWN_GRACE"] = "5"
     bodies: list[bytes] = []
     async with serving(env, WORKERS) as served, httpx.AsyncClient(timeout=15) as client:
@@ -114,6 +116,13 @@ async def test_sigterm_under_load_drains_every_worker_and_exits_0() -> None:
     assert len(bodies) == 20 and all(b.endswith(b"data: [DONE]\n\n") for b in bodies)
     assert served.stderr.count(b"SIGTERM: draining in-flight requests") == 2
     assert b"Traceback" not in served.stderr
+    report = await trio.run_process(
+        [sys.executable, "-m", "minillm", "usage", "--db", db, "--by", "model", "--json"],
+        env=clean_env({}),
+        capture_stdout=True,
+    )
+    (row,) = orjson.loads(report.stdout)  # every worker flushed its rows while draining
+    assert (row["requests"], row["errors"]) == (20, 0)
 
 
 async def test_workers_drain_and_exit_when_the_supervisor_is_killed() -> None:
