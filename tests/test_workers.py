@@ -174,10 +174,13 @@ async def test_limits_per_key_refuse_several_workers_in_one_line(tmp_path: Path)
     assert "MINI_LLM_WORKERS" in line and "per process" in line and "Redis" in line
 
 
-def test_workers_setting() -> None:
+def test_workers_setting(tmp_path: Path) -> None:
     assert Config.load({}).workers == 1
+    (tmp_path / "c.toml").write_text("workers = 'auto'\n")
+    cpus = len(os.sched_getaffinity(0))
+    assert Config.load({}, config_file=tmp_path / "c.toml").workers == cpus
     assert Config.load({"MINI_LLM_WORKERS": "3"}).workers == 3
-    assert Config.load({"MINI_LLM_WORKERS": "auto"}).workers == len(os.sched_getaffinity(0))
+    assert Config.load({"MINI_LLM_WORKERS": "auto"}).workers == cpus
     for bad in ("0", "-1", "two", "1.5"):
         with pytest.raises(ConfigError, match="MINI_LLM_WORKERS"):
             Config.load({"MINI_LLM_WORKERS": bad})
