@@ -60,10 +60,15 @@ async def test_both_workers_serve_metrics_add_up_and_a_killed_worker_comes_back(
         first = worker_pids(served)
         assert len(first) == 2 and served.process.pid not in first.values()
         assert served.stderr.count(b"listening on") == 0  # the one URL went to stdout
-        await post_many(client, served.url, 40)  # 40 connections at once
-        await eventually(lambda: len(ACCESS.findall(served.stderr)) == 40)
+        sent = 0
+        for _ in range(5):  # the kernel picks a worker per connection: until both answered
+            await post_many(client, served.url, 20)  # 20 connections at once
+            sent += 20
+            await eventually(lambda: len(ACCESS.findall(served.stderr)) == sent)  # noqa: B023
+            if {int(p) for p in ACCESS.findall(served.stderr)} == set(first.values()):
+                break
         assert {int(p) for p in ACCESS.findall(served.stderr)} == set(first.values())
-        assert await requests_counted(client, served.url) == 40  # whichever worker answers
+        assert await requests_counted(client, served.url) == sent  # whichever worker answers
 
         os.kill(first[1], signal.SIGKILL)
         await eventually(lambda: worker_pids(served)[1] != first[1])
@@ -71,9 +76,8 @@ async def test_both_workers_serve_metrics_add_up_and_a_killed_worker_comes_back(
             served.stderr
         )
         await post_many(client, served.url, 10)
-        await eventually(lambda: len(ACCESS.findall(served.stderr)) == 50)
-        # the dead worker's counts stay in the sum; the restarted one adds its own
-        assert await requests_counted(client, served.url) == 50
+        await eventually(lambda: len(ACCESS.findall(served.stderr)) == sent + 10)
+        assert await requests_counted(client, served.url) == sent + 10  # the dead one's count too
         served.process.send_signal(signal.SIGTERM)
         with trio.fail_after(15):
             assert await served.process.wait() == 0
