@@ -54,9 +54,12 @@ async def post_many(client: httpx.AsyncClient, url: str, n: int) -> None:
             nursery.start_soon(one)
 
 
-async def test_both_workers_serve_metrics_add_up_and_a_killed_worker_comes_back() -> None:
-    env = {"MINI_LLM_MOCK_DELAY": "0.01", "MINI_LLM_USAGE_DB": "off"}
+async def test_both_workers_serve_metrics_add_up_and_a_killed_worker_comes_back(
+    tmp_path: Path,
+) -> None:
+    env = {"MINI_LLM_MOCK_DELAY": "0.01", "MINI_LLM_USAGE_DB": "off", "TMPDIR": str(tmp_path)}
     async with serving(env, WORKERS) as served, httpx.AsyncClient(timeout=10) as client:
+        (metrics_dir,) = tmp_path.glob("minillm-metrics-*")  # the supervisor's own
         first = worker_pids(served)
         assert len(first) == 2 and served.process.pid not in first.values()
         assert served.stderr.count(b"listening on") == 0  # the one URL went to stdout
@@ -81,6 +84,7 @@ async def test_both_workers_serve_metrics_add_up_and_a_killed_worker_comes_back(
         served.process.send_signal(signal.SIGTERM)
         with trio.fail_after(15):
             assert await served.process.wait() == 0
+    assert not metrics_dir.exists()
     for pid in [*first.values(), worker_pids(served)[1]]:
         with pytest.raises(ProcessLookupError):  # no worker outlives the supervisor
             os.kill(pid, 0)
