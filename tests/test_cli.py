@@ -129,18 +129,21 @@ def test_config_masks_every_key() -> None:
         "OPENAI_API_KEY": f"{SECRET},short-key",
         "MINI_LLM_PROVIDER_LOCAL_URL": "http://user:pw@localhost:8000/v1",
         "MINI_LLM_MODEL_ALIASES": ALIASES,
+        "MINI_LLM_USAGE_DB": "postgresql://minillm:db-pw@db.internal/usage",
     }
     shown = minillm("config", env=env)
     assert shown.returncode == 0, shown
     assert "mode: online" in shown.stdout
     assert "keys: sk-...wxyz, ***" in shown.stdout
     assert "http://***@localhost:8000/v1" in shown.stdout
+    assert "usage_db = postgresql://***@db.internal/usage" in shown.stdout
     assert "fast -> mock:mock-1, mock:mock-echo" in shown.stdout
     as_json = minillm("config", "--json", env=env)
     described = json.loads(as_json.stdout)
     assert described["providers"]["openai"]["keys"] == ["sk-...wxyz", "***"]
     for output in (shown.stdout, as_json.stdout):
         assert SECRET not in output and "short-key" not in output and ":pw@" not in output
+        assert "db-pw" not in output
 
 
 def test_mask_secret() -> None:

@@ -10,6 +10,7 @@ names the key, the file and the table, and suggests the closest valid key.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import math
 import os
 import tomllib
@@ -17,6 +18,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from minillm.usage_db import is_postgres_url
 
 __all__ = [
     "SCALARS",
@@ -26,6 +29,7 @@ __all__ = [
     "flag_name",
     "parse_port",
     "parse_scalar",
+    "parse_workers",
 ]
 
 
@@ -58,6 +62,7 @@ SCALARS: tuple[tuple[str, str, str], ...] = (
     ("MINI_LLM_DISCOVER_MODELS", "discover_models", "bool"),
     ("MINI_LLM_USAGE_DB", "usage_db", "usage_db"),
     ("MINI_LLM_LOG_FORMAT", "log_format", "log_format"),
+    ("MINI_LLM_WORKERS", "workers", "workers"),
 )
 
 
@@ -76,8 +81,13 @@ def parse_scalar(kind: str, name: str, raw: object) -> object:
         if str(raw).lower() not in {"1", "true", "yes", "0", "false", "no"}:
             raise ConfigError(f"{name}: expected true or false, got {raw!r}")
         return str(raw).lower() in {"1", "true", "yes"}
-    if kind == "usage_db":  # a path, or "off"
-        return None if str(raw).lower() == "off" else str(raw)
+    if kind == "usage_db":  # a path, a postgresql:// URL, or "off"
+        target = str(raw)
+        if is_postgres_url(target) and not importlib.util.find_spec("psycopg"):
+            raise ConfigError(f"{name}: PostgreSQL needs psycopg: pip install 'minillm[postgres]'")
+        return None if target.lower() == "off" else target
+    if kind == "workers":
+        return parse_workers(name, raw)
     if kind == "log_format":
         if raw not in ("text", "json"):
             raise ConfigError(f"{name}: expected text or json, got {raw!r}")
@@ -102,6 +112,17 @@ def parse_scalar(kind: str, name: str, raw: object) -> object:
     if kind == "seconds0" and not (number >= 0 and math.isfinite(number)):
         raise ConfigError(f"{name}: expected a number >= 0, got {raw!r}")
     return number
+
+
+def parse_workers(name: str, raw: object) -> int:
+    """A worker count: a whole number >= 1, or ``auto`` (the CPUs this process may use)."""
+    text = str(raw).strip().lower()
+    if text == "auto":
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        return len(usable) if usable else os.cpu_count() or 1
+    if isinstance(raw, bool) or not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{name}: expected a number of workers >= 1 or 'auto', got {raw!r}")
+    return int(text)
 
 
 def parse_port(name: str, raw: object) -> int:

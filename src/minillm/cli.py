@@ -41,7 +41,7 @@ _URL_HELP = "gateway URL (env MINI_LLM_URL, default http://127.0.0.1:$MINI_LLM_P
 
 
 def _load_config(args: argparse.Namespace) -> Config:
-    names = ("host", "port", "log_level", "log_format", "allow_unauthenticated")
+    names = ("host", "port", "log_level", "log_format", "allow_unauthenticated", "workers")
     overrides = {k: v for k in names if (v := getattr(args, k, None)) is not None}
     return Config.load(config_file=args.config, **overrides)
 
@@ -51,6 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from minillm.logfmt import setup_logging  # noqa: PLC0415
     from minillm.server.serve import PORT_TRIES, bind_socket, serve  # noqa: PLC0415
+    from minillm.server.workers import WorkerStartError, supervise  # noqa: PLC0415
 
     config = _load_config(args)
     setup_logging(config.log_level, config.log_format)
@@ -79,11 +80,21 @@ def _serve(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             if args.watch_stdin:
                 nursery.start_soon(_shutdown_on_stdin_eof, shutdown)
-            await serve(config, sock=sock, shutdown=shutdown, on_ready=announce, on_stuck=_exit_now)
+            if config.workers > 1:
+                await supervise(config, sock, shutdown=shutdown, on_ready=announce)
+            else:
+                await serve(
+                    config, sock=sock, shutdown=shutdown, on_ready=announce, on_stuck=_exit_now
+                )
             nursery.cancel_scope.cancel()
 
-    trio.run(run)
-    return EXIT_OK
+    code = EXIT_OK
+    try:
+        trio.run(run)
+    except* WorkerStartError as failed:
+        print(f"minillm: {failed.exceptions[0]} (its log is above)", file=sys.stderr)
+        code = EXIT_FAILURE
+    return code
 
 
 def _exit_now() -> None:
@@ -129,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
         " taken; 0 picks a free port)",
     )
     serve.add_argument("--config", metavar="FILE", help="TOML config file (env MINI_LLM_CONFIG)")
+    serve.add_argument(
+        "--workers",
+        metavar="N",
+        help="worker processes sharing the port, or 'auto' for one per CPU"
+        " (env MINI_LLM_WORKERS, default 1)",
+    )
     serve.add_argument(
         "--log-level", help="debug, info (default), warning, error (env MINI_LLM_LOG_LEVEL)"
     )

@@ -86,6 +86,7 @@ class Config:
     port_from: str | None = field(default=None, repr=False)
     """Where the port was set (``--port``, ``MINI_LLM_PORT``, the file); None for the
     default port, the only one that may move to the next free port when taken."""
+    workers: int = 1  # `minillm serve` worker processes on one socket
 
     @property
     def idle_timeout(self) -> float:
@@ -136,6 +137,12 @@ class Config:
             **values,
         )
         _check_host(config, sources.get("host", "MINI_LLM_HOST"))
+        if config.workers > 1 and any(k.rpm or k.tpm for k in config.auth_keys):
+            raise ConfigError(
+                f"{sources.get('workers', 'MINI_LLM_WORKERS')}: rpm/tpm limits are counted per"
+                f" process, so {config.workers} workers would allow each key several times its"
+                " limit; run one worker until shared state (Redis) is supported"
+            )
         return config
 
     def target(self, spec: str) -> Target:

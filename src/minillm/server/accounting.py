@@ -8,9 +8,7 @@ keys configured and usage off, the per-request work is a few metric updates.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
-from pathlib import Path
 
 import trio
 from quart import Response, request
@@ -25,6 +23,7 @@ from minillm.ratelimit import RateLimiter
 from minillm.server.scope import RequestState, client_format, current_request
 from minillm.tokens import Tokens, tokens_from_usage, usage_in_json
 from minillm.usage import UsageRecord, UsageWriter
+from minillm.usage_db import UsageStoreError
 
 __all__ = ["Accounting", "install_accounting"]
 
@@ -52,13 +51,13 @@ class Accounting:
             return
         writer = UsageWriter(self._usage_path, on_drop=self.metrics.usage_dropped.inc)
         try:
-            await writer.open()
-        except (OSError, sqlite3.Error) as exc:  # a bad path must not stop serving
-            log.error("usage: cannot open %s (%s); usage is not recorded", self._usage_path, exc)
+            store = await writer.open()
+        except UsageStoreError as exc:  # a bad path must not stop serving
+            log.error("usage: cannot open %s; usage is not recorded", exc)
             return
         nursery.start_soon(writer.run)
         self.usage = writer
-        log.info("usage: recording to %s", Path(self._usage_path))
+        log.info("usage: recording to %s", store.where)
 
     async def aclose(self) -> None:
         """Flush the usage records still queued (graceful shutdown)."""
