@@ -34,7 +34,7 @@ __all__ = [
 MiB = 1024 * 1024
 ProviderFormat = Literal["openai", "anthropic"]
 BUILTIN_PROVIDERS = ("openai", "anthropic", "mock")
-_PROVIDER_ENV = re.compile(r"^MINI_LLM_PROVIDER_([A-Za-z0-9_]+?)_(URL|KEYS?|FORMAT)$")
+_PROVIDER_ENV = re.compile(r"^MINI_LLM_PROVIDER_([A-Za-z0-9_]+?)_(URL|KEYS?|FORMAT|RESPONSES)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -69,6 +69,9 @@ class ProviderConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     max_in_flight: int | None = None
     timeout: float | None = None
+    responses: bool = True
+    """An OpenAI-format provider that serves the Responses API (``/responses``): Responses
+    calls pass through.  When false they are translated to Chat Completions."""
 
     @property
     def requires_key(self) -> bool:
@@ -308,10 +311,13 @@ def _providers(table: object, env: Mapping[str, str]) -> dict[str, ProviderConfi
             merged["base_url"] = value
         elif what == "FORMAT":
             merged["format"] = value.lower()
+        elif what == "RESPONSES":
+            merged["responses"] = _scalar("bool", var, value)
         else:
             merged["keys"] = _split_keys(value)
     providers = {name: _provider(name, spec) for name, spec in specs.items()}
-    providers["mock"] = ProviderConfig("mock", "openai", _DEFAULT_URLS["mock"])
+    # the mock speaks Chat Completions only: Responses calls to it take the translation layer
+    providers["mock"] = ProviderConfig("mock", "openai", _DEFAULT_URLS["mock"], responses=False)
     return providers
 
 
@@ -345,6 +351,9 @@ def _provider(name: str, spec: Mapping[str, Any]) -> ProviderConfig:
     timeout = spec.get("timeout")
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise ConfigError(f"{where}: timeout must be a positive number of seconds")
+    responses = spec.get("responses", True)
+    if not isinstance(responses, bool):
+        raise ConfigError(f"{where}: responses must be true or false")
     return ProviderConfig(
         name=name,
         format=fmt,
@@ -353,6 +362,7 @@ def _provider(name: str, spec: Mapping[str, Any]) -> ProviderConfig:
         headers=dict(headers),
         max_in_flight=limit,
         timeout=None if timeout is None else float(timeout),
+        responses=responses,
     )
 
 
