@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 
@@ -103,9 +103,7 @@ async def attempt(
                 await response.aclose()
         if call.stream:
             translator = crossing.stream()
-            return StreamReply(
-                response, translator, target, chunks, first, crossing.dropped_tools
-            )
+            return StreamReply(response, translator, target, chunks, first, crossing.dropped_tools)
         try:
             answer = await _read_capped(response, MAX_UPSTREAM_BODY)
         finally:

@@ -79,9 +79,7 @@ class Exchange:
     """Built-in tools the provider cannot run, left out of the request."""
 
 
-def exchange(
-    call: Call, provider: ProviderConfig, model: str, default_max_tokens: int
-) -> Exchange:
+def exchange(call: Call, provider: ProviderConfig, model: str, default_max_tokens: int) -> Exchange:
     """``call`` for ``provider``, asking for ``model``."""
     client = call.client_format
     if client == "responses" and not (provider.format == "openai" and provider.responses):
@@ -89,6 +87,7 @@ def exchange(
     if client in (provider.format, "responses") or call.operation != "chat":
         return _same_api(call, model)
     asked = str(call.body.get("model"))  # the client sees the name it asked for
+    stream: Callable[[], StreamTranslator]
     if provider.format == "anthropic":
         options = call.body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True

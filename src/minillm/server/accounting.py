@@ -19,10 +19,10 @@ from werkzeug.datastructures import Headers
 
 from minillm.auth import Authenticator, is_loopback, presented_key
 from minillm.config import Config
+from minillm.dialects import dialect_of
 from minillm.errors import Forbidden, GatewayError
 from minillm.metrics import CONTENT_TYPE, Metrics
 from minillm.ratelimit import RateLimiter
-from minillm.dialects import dialect_of
 from minillm.server.scope import RequestState, current_request
 from minillm.tokens import Tokens, tokens_from_usage, usage_in_json
 from minillm.usage import UsageRecord, UsageWriter

@@ -179,7 +179,7 @@ class RequestScope:
 
 def _access_line(method: str, path: str, state: RequestState, elapsed: float) -> None:
     key = state.key.name if state.key is not None else "-"
-    fields = {
+    fields: dict[str, object] = {
         "method": method,
         "path": path,
         "status": state.status or None,
