@@ -73,6 +73,12 @@ class ProviderConfig:
     """An OpenAI-format provider that serves the Responses API (``/responses``): Responses
     calls pass through.  When false they are translated to Chat Completions."""
 
+    def serves(self, api: str) -> bool:
+        """True when calls of client API ``api`` reach this provider untranslated."""
+        return api == self.format or (
+            api == "responses" and self.format == "openai" and self.responses
+        )
+
     @property
     def requires_key(self) -> bool:
         """A vendor's public API needs a key; a self-hosted server may not."""

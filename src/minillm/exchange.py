@@ -81,11 +81,10 @@ class Exchange:
 
 def exchange(call: Call, provider: ProviderConfig, model: str, default_max_tokens: int) -> Exchange:
     """``call`` for ``provider``, asking for ``model``."""
-    client = call.client_format
-    if client == "responses" and not (provider.format == "openai" and provider.responses):
-        return _responses_via_chat(call, provider, model, default_max_tokens)
-    if client in (provider.format, "responses") or call.operation != "chat":
+    if provider.serves(call.client_format) or call.operation not in ("chat", "responses"):
         return _same_api(call, model)
+    if call.client_format == "responses":
+        return _responses_via_chat(call, provider, model, default_max_tokens)
     asked = str(call.body.get("model"))  # the client sees the name it asked for
     stream: Callable[[], StreamTranslator]
     if provider.format == "anthropic":
