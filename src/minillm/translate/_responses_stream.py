@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from minillm.errors import GatewayError
-from minillm.translate.responses_api import ResponsesPlan
+from minillm.translate._responses_common import ResponsesPlan
 from minillm.translate.streams import StreamTranslator
 
 __all__ = ["ChainedStream", "ChatToResponsesStream", "responses_stream_error"]
