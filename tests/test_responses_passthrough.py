@@ -17,7 +17,7 @@ import pytest
 import trio
 
 from gateway_fixtures import gateway_env
-from upstream import FakeUpstream, Reply, Status
+from upstream import DropAfter, FakeUpstream, Reply, Status
 from upstream_responses import FAKE_EXTRA
 
 GW_KEY = "sk-gw-responses-1"
@@ -126,6 +126,19 @@ async def test_provider_errors_are_relayed(gw: str, upstream: FakeUpstream) -> N
     with pytest.raises(openai.RateLimitError) as limited:
         await client(gw).responses.create(model="gpt-4.1", input="x")
     assert limited.value.response.headers["retry-after"] == "3"
+
+
+async def test_upstream_cut_mid_stream_ends_with_an_error_event(
+    gw: str, upstream: FakeUpstream
+) -> None:
+    upstream.push(DropAfter(2))
+    seen: list[str] = []
+    with pytest.raises(openai.APIError) as exc:
+        async with client(gw).responses.stream(model="gpt-4.1", input="x") as stream:
+            async for event in stream:
+                seen.append(event.type)
+    assert exc.value.message == "Provider unavailable"
+    assert seen[0] == "response.created"  # the answer had started
 
 
 async def test_unknown_model_name_is_an_openai_shaped_400(gw: str) -> None:

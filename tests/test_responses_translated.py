@@ -21,7 +21,7 @@ import trio
 from gateway_fixtures import gateway_env
 from minillm.config import Config, ConfigError
 from minillm.errors import openai_error_type, status_kind
-from upstream import FakeUpstream, Raw, Reply, Status
+from upstream import DropAfter, FakeUpstream, Raw, Reply, Status
 
 CLAUDE = "claude-sonnet-4-5"
 PIXEL = (  # a 1x1 PNG
@@ -233,6 +233,20 @@ async def test_claude_errors_in_the_openai_shape(
         assert exc.value.response.headers["retry-after"] == "7"
     else:
         assert exc.value.body["message"] == f"fake upstream error {status}"
+
+
+@pytest.mark.parametrize("model", [CLAUDE, "local:llama-3"])
+async def test_upstream_cut_mid_stream_ends_with_an_error_event(
+    gw: str, upstream: FakeUpstream, model: str
+) -> None:
+    upstream.push(DropAfter(2))
+    seen: list[str] = []
+    with pytest.raises(openai.APIError) as exc:
+        async with oai(gw).responses.stream(model=model, input="x") as stream:
+            async for event in stream:
+                seen.append(event.type)
+    assert exc.value.message == "Provider unavailable"
+    assert seen[0] == "response.created"  # the answer had started
 
 
 async def test_refused_field_is_a_400_naming_it(gw: str, upstream: FakeUpstream) -> None:
