@@ -21,13 +21,10 @@ import trio
 from gateway_fixtures import gateway_env
 from minillm.config import Config, ConfigError
 from minillm.errors import openai_error_type, status_kind
+from test_cross_format import PIXEL, assert_two_images
 from upstream import DropAfter, FakeUpstream, Raw, Reply, Status
 
 CLAUDE = "claude-sonnet-4-5"
-PIXEL = (  # a 1x1 PNG
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
-    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
 WEATHER: Any = {
     "type": "function",
     "name": "get_weather",
@@ -202,13 +199,7 @@ async def test_images_to_claude(gw: str, upstream: FakeUpstream) -> None:
             }
         ],  # type: ignore[typeddict-item]
     )
-    blocks = upstream.requests[-1].json["messages"][0]["content"]
-    assert blocks[1] == {
-        "type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}
-    }  # fmt: skip
-    assert blocks[2] == {
-        "type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}
-    }  # fmt: skip
+    assert_two_images(upstream.requests[-1].json["messages"][0]["content"])
 
 
 @pytest.mark.parametrize(
