@@ -131,23 +131,24 @@ CODEX_REQUEST: dict[str, Any] = {
 }  # fmt: skip
 
 
+def tool_call(id_: str, name: str, args: str) -> dict[str, Any]:
+    return {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
+
+
 def test_codex_shaped_request() -> None:
     plan = responses_to_chat_request(CODEX_REQUEST, model="claude-up")
-    call = lambda id_, name, args: {  # noqa: E731
-        "id": id_, "type": "function", "function": {"name": name, "arguments": args}
-    }
     assert plan.chat["messages"] == [
         {"role": "system", "content": "<permissions>sandboxed</permissions>"},
         {"role": "user", "content": [
             {"type": "text", "text": "<environment_context/>"},
             {"type": "text", "text": "list the files"}]},
         {"role": "assistant", "content": "Listing.", "tool_calls": [
-            call("call_1", "shell_command", '{"command":"ls"}'),
-            call("call_2", "mcp__docs__search", '{"q":"x"}')]},
+            tool_call("call_1", "shell_command", '{"command":"ls"}'),
+            tool_call("call_2", "mcp__docs__search", '{"q":"x"}')]},
         {"role": "tool", "tool_call_id": "call_1", "content": "a.txt"},
         {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "found"}]},
         {"role": "assistant", "content": None, "tool_calls": [
-            call("call_3", "apply_patch", '{"input":"*** Begin Patch"}')]},
+            tool_call("call_3", "apply_patch", '{"input":"*** Begin Patch"}')]},
         {"role": "tool", "tool_call_id": "call_3", "content": "Done!"},
     ]  # fmt: skip
     tools = {t["function"]["name"]: t["function"] for t in plan.chat["tools"]}
@@ -291,35 +292,66 @@ _IN = {"model": "m", "input": "x"}
         ({**_M, "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
         ({**_M, "input": [{"type": "local_shell_call"}]}, "input[0].type"),
         ({**_M, "input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
-        ({**_M, "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
-         "input[0].content[0].type"),
-        ({**_M, "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
-         "input[0].content[0].image_url"),
-        ({**_M, "input": [{"role": "developer", "content": [{"type": "input_image"}]}]},
-         "input[0].content[0].type"),
-        ({**_M, "input": [{"role": "user", "content": [{"type": "input_text"}]}]},
-         "input[0].content[0].text"),
-        ({**_M, "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
-         "input[0].call_id"),
-        ({**_M, "input": [{"type": "function_call", "call_id": "c", "arguments": "{}"}]},
-         "input[0].name"),
-        ({**_M, "input": [{"type": "custom_tool_call", "call_id": "c", "name": "p"}]},
-         "input[0].input"),
+        (
+            {
+                **_M,
+                "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}],
+            },
+            "input[0].content[0].type",
+        ),
+        (
+            {
+                **_M,
+                "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}],
+            },
+            "input[0].content[0].image_url",
+        ),
+        (
+            {**_M, "input": [{"role": "developer", "content": [{"type": "input_image"}]}]},
+            "input[0].content[0].type",
+        ),
+        (
+            {**_M, "input": [{"role": "user", "content": [{"type": "input_text"}]}]},
+            "input[0].content[0].text",
+        ),
+        (
+            {**_M, "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
+            "input[0].call_id",
+        ),
+        (
+            {**_M, "input": [{"type": "function_call", "call_id": "c", "arguments": "{}"}]},
+            "input[0].name",
+        ),
+        (
+            {**_M, "input": [{"type": "custom_tool_call", "call_id": "c", "name": "p"}]},
+            "input[0].input",
+        ),
         ({**_M, "input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
         ({**_IN, "tools": {"type": "function"}}, "tools"),
         ({**_IN, "tools": [{"name": "f"}]}, "tools[0].type"),
         ({**_IN, "tools": [{"type": "function"}]}, "tools[0].name"),
-        ({**_IN, "tools": [{"type": "function", "name": "f"}, {"type": "custom", "name": "f"}]},
-         "tools[1].name"),
+        (
+            {**_IN, "tools": [{"type": "function", "name": "f"}, {"type": "custom", "name": "f"}]},
+            "tools[1].name",
+        ),
         ({**_IN, "tools": [{"type": "namespace", "tools": []}]}, "tools[0].name"),
-        ({**_IN, "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "web_search"}]}]},
-         "tools[0].tools[0].type"),
+        (
+            {
+                **_IN,
+                "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "web_search"}]}],
+            },
+            "tools[0].tools[0].type",
+        ),
         ({**_IN, "tool_choice": {"type": "web_search"}}, "tool_choice"),
-        ({**_IN, "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}},
-         "tool_choice"),
+        (
+            {**_IN, "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}},
+            "tool_choice",
+        ),
         ({**_IN, "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice.name"),
-        ({**_IN, "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}},
-         "tool_choice.type"),
+        (
+            {**_IN, "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}},
+            "tool_choice.type",
+        ),
         ({**_IN, "tool_choice": "sometimes"}, "tool_choice"),
     ],
 )
@@ -417,9 +449,10 @@ def test_reply_status(finish: str | None, status: str, reason: str | None) -> No
 
 
 def test_refusal_and_odd_replies() -> None:
-    assert reply(completion({"content": None, "refusal": "No."}))["output"][0]["content"][0][
-        "text"
-    ] == "No."
+    assert (
+        reply(completion({"content": None, "refusal": "No."}))["output"][0]["content"][0]["text"]
+        == "No."
+    )
     assert reply(completion({"content": ""}))["output"] == []
     custom = {"id": "c", "type": "function", "function": {"name": "apply_patch", "arguments": "?"}}
     assert reply(completion({"tool_calls": [custom]}))["output"][0]["input"] == "?"
