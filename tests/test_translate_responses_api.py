@@ -643,9 +643,14 @@ def test_pre_encoded_text_delta_equals_the_general_encoder() -> None:
         t.feed(openai_sse([chunk({"content": "a"})], done=False))
         fast = t._text(text)
         t._seq -= 1
-        where = {"item_id": "msg_9", "output_index": 0, "content_index": 0}
-        delta = {"type": "response.output_text.delta", **where, "delta": text, "logprobs": []}
-        general = t._emit(delta)
+        general = t._emit(
+            "response.output_text.delta",
+            item_id="msg_9",
+            output_index=0,
+            content_index=0,
+            delta=text,
+            logprobs=[],
+        )
         assert fast == general
 
 
