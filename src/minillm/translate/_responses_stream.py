@@ -41,8 +41,8 @@ from typing import Any
 import orjson
 
 from minillm.errors import GatewayError, UpstreamHTTPError, UpstreamProtocolError, openai_error_type
-from minillm.sse import SSEDecoder, SSEEvent
-from minillm.translate._common import count, dumps_arguments, loads_upstream
+from minillm.translate._chunk_reader import ChatChunkReader
+from minillm.translate._common import count, dumps_arguments
 from minillm.translate._responses_common import (
     ResponsesPlan,
     call_item,
@@ -100,12 +100,12 @@ class _Item:
     name: str = ""  # the chat function name
 
 
-class ChatToResponsesStream:
+class ChatToResponsesStream(ChatChunkReader):
     """Upstream chat chunk SSE in (any chunking), Responses SSE out (see the module docstring)."""
 
     def __init__(self, plan: ResponsesPlan) -> None:
+        super().__init__()
         self._plan = plan
-        self._decoder = SSEDecoder()
         self._seq = 0
         self._id: str | None = None  # set by response.created
         self._created = 0
@@ -122,34 +122,12 @@ class ChatToResponsesStream:
         self.error: UpstreamHTTPError | None = None
         """The upstream error chunk that ended the stream, if any."""
 
-    def feed(self, chunk: bytes) -> bytes:
-        """Translate upstream bytes (any chunking); may return ``b""``."""
-        return b"" if self._done else self._on_events(self._decoder.feed(chunk))
-
-    def close(self) -> bytes:
-        """The upstream ended: flush it and send the terminal events still owed, once."""
-        if self._done:
-            return b""
-        out = self._on_events(self._decoder.close())
-        return out if self._done else out + self._end()
+    def _ended(self) -> bool:
+        return self._done
 
     def _emit(self, kind: str, **fields: Any) -> bytes:
         self._seq += 1
         return _event({"type": kind, **fields, "sequence_number": self._seq - 1})
-
-    def _on_events(self, events: list[SSEEvent]) -> bytes:
-        out: list[bytes] = []
-        for event in events:
-            if self._done:
-                break
-            if event.data.startswith("[DONE]"):
-                out.append(self._end())
-                continue
-            data = loads_upstream(event.data)
-            if not isinstance(data, dict):
-                raise UpstreamProtocolError("Provider sent a chunk that is not an object")
-            out.append(self._on_chunk(data))
-        return b"".join(out)
 
     def _on_chunk(self, data: dict[str, Any]) -> bytes:
         if data.get("error"):
