@@ -22,6 +22,7 @@ from gateway_fixtures import gateway_env
 from minillm.config import Config, ConfigError
 from minillm.errors import openai_error_type, status_kind
 from test_cross_format import PIXEL, assert_two_images
+from test_usage import rows
 from upstream import DropAfter, FakeUpstream, Raw, Reply, Status
 
 CLAUDE = "claude-sonnet-4-5"
@@ -46,6 +47,7 @@ async def gw(upstream: FakeUpstream, start_gateway, tmp_path: Path) -> str:  # t
         MINI_LLM_PROVIDER_VLLM_URL=f"{upstream.url}/v1",
         MINI_LLM_PROVIDER_VLLM_RESPONSES="0",
         MINI_LLM_DEFAULT_MAX_TOKENS="777",
+        MINI_LLM_USAGE_DB=str(tmp_path / "u.db"),
     )
     return await start_gateway(env)
 
@@ -238,6 +240,21 @@ async def test_upstream_cut_mid_stream_ends_with_an_error_event(
                 seen.append(event.type)
     assert exc.value.message == "Provider unavailable"
     assert seen[0] == "response.created"  # the answer had started
+
+
+async def test_translated_calls_are_counted(
+    gw: str, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    upstream.push(Reply(usage=(40, 9)), Reply(usage=(50, 6)))
+    async with oai(gw).responses.stream(model=CLAUDE, input="a") as stream:
+        await stream.get_final_response()
+    await oai(gw).responses.create(model="local:llama-3", input="b")
+    got = await rows(tmp_path / "u.db", 2)
+    assert [(r["provider"], r["input_tokens"], r["output_tokens"]) for r in got] == [
+        ("anthropic", 40, 9),
+        ("local", 50, 6),
+    ]
+    assert {r["client_format"] for r in got} == {"responses"}
 
 
 async def test_refused_field_is_a_400_naming_it(gw: str, upstream: FakeUpstream) -> None:
