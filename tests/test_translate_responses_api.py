@@ -24,6 +24,7 @@ from minillm.translate import (
     ChainedStream,
     ChatToResponsesStream,
     ResponsesPlan,
+    anthropic_to_openai_response,
     chat_to_responses_response,
     openai_to_anthropic_request,
     responses_stream_error,
@@ -446,6 +447,29 @@ def test_reply_status(finish: str | None, status: str, reason: str | None) -> No
     out = reply(completion({"content": "x"}, finish))
     assert out["status"] == status
     assert out["incomplete_details"] == (reason and {"reason": reason})
+
+
+def test_anthropic_reply_through_chat() -> None:
+    message = {
+        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [
+            {"type": "thinking", "thinking": "hm", "signature": "s"},
+            {"type": "text", "text": "Searching."},
+            {"type": "tool_use", "id": "toolu_1", "name": "mcp__docs__search", "input": {"q": "x"}},
+        ],
+        "stop_reason": "max_tokens", "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 20},
+    }  # fmt: skip
+    out = reply(anthropic_to_openai_response(message, created=7))
+    assert out["id"] == "resp_msg_01" and out["model"] == "client-model"
+    assert [o["type"] for o in out["output"]] == ["message", "function_call"]
+    call = out["output"][1]
+    assert (call["call_id"], call["name"], call["namespace"]) == ("toolu_1", "search", "mcp__docs")
+    assert orjson.loads(call["arguments"]) == {"q": "x"}
+    assert out["status"] == "incomplete"
+    assert out["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert out["usage"]["input_tokens"] == 30
+    assert out["usage"]["input_tokens_details"]["cached_tokens"] == 20
 
 
 def test_refusal_and_odd_replies() -> None:
