@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bench.load import LoadResult
 from bench.plan import RunData
+from bench.targets import WORKERS_TARGET
 
 GATEWAYS = ("minillm", "minillm-hypercorn")
 RSS_LIMIT_MB = 150.0
@@ -160,6 +161,23 @@ def headline(data: RunData) -> list[Ratio]:
             )
         )
         rows += _long_rows(data, g)
+    return rows + workers_ratios(data)
+
+
+def workers_ratios(data: RunData) -> list[Ratio]:
+    """``--workers 2`` over one worker on the same cells, and the cores it had."""
+    if not {WORKERS_TARGET, "minillm"} <= set(data.ran):
+        return []
+    pinning = data.meta["pinning"]
+    cores = len(pinning["workers2"]) if isinstance(pinning, dict) else math.nan
+    c = data.settings.cross_concurrency
+    rows = []
+    for stream in (False, True):
+        key = _key("openai", "gpt", stream, c)
+        two, one = _ok(data.find(WORKERS_TARGET, key)), _ok(data.find("minillm", key))
+        kind = "streaming" if stream else "non-stream"
+        what = f"{kind} req/s at c={c}, 2 workers on {cores} cores / 1 worker on 1 core"
+        rows.append(Ratio(WORKERS_TARGET, what, _div(two and two.rps, one and one.rps), "", None))
     return rows
 
 

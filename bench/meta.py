@@ -49,6 +49,7 @@ def machine_meta(settings: Settings, pin: Pinning, use_wrk: bool) -> dict[str, o
         "loadgen": {"json": "wrk" if use_wrk else "python", "stream": "python"},
         "pinning": {
             "gateway": sorted(pin.gateway) if pin.gateway else None,
+            "workers2": sorted(pin.gateway_cores(2) or os.sched_getaffinity(0)),
             "load_and_provider": sorted(pin.load) if pin.load else None,
         },
         "settings": {

@@ -125,9 +125,10 @@ class _Session:
 
     def start(self, stack: ExitStack, provider: int, workdir: Path, pin: t.Pinning) -> None:
         for name in self.plan:
+            target = t.TARGETS[name]
             try:
                 run = stack.enter_context(
-                    t.running(t.TARGETS[name], provider, workdir, pin.gateway)
+                    t.running(target, provider, workdir, pin.gateway_cores(target.workers))
                 )
             except RuntimeError as exc:
                 self.fail(name, f"did not start: {exc}")

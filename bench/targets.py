@@ -22,8 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 _START_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 10.0
-ALL_TARGETS = ("direct", "floor", "minillm", "minillm-hypercorn", "litellm")
-DEFAULT_TARGETS = ("direct", "floor", "minillm", "minillm-hypercorn", "litellm")
+WORKERS_TARGET = "minillm-workers2"  # `minillm serve --workers 2`, against "minillm"
+ALL_TARGETS = ("direct", "floor", "minillm", WORKERS_TARGET, "minillm-hypercorn", "litellm")
+DEFAULT_TARGETS = ALL_TARGETS
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +39,19 @@ class Pinning:
             return cls(None, None)
         return cls({cpus[0]}, set(cpus[1:]))
 
+    def gateway_cores(self, n: int) -> set[int] | None:
+        """The gateway's core and, for ``n`` workers, the next ``n - 1`` (shared with the load)."""
+        if self.gateway is None:
+            return None
+        return set(sorted(self.gateway | (self.load or set()))[:n])
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
     name: str
     translates: bool  # can serve cross-format requests
     command: Callable[[int, Path], list[str]] | None  # (port, workdir) -> argv; None: direct
+    workers: int = 1  # worker processes: the cores it is pinned to
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +104,11 @@ def _hypercorn(app: str) -> Callable[[int, Path], list[str]]:
     ]
 
 
-def _minillm_cli(port: int, _: Path) -> list[str]:
+def _minillm_cli(workers: int) -> Callable[[int, Path], list[str]]:
     exe = BIN / "minillm"
     base = [str(exe)] if exe.exists() else [sys.executable, "-m", "minillm"]
-    return [*base, "serve", "--host", HOST, "--port", str(port)]
+    more = ["--workers", str(workers)] if workers > 1 else []
+    return lambda port, _: [*base, "serve", "--host", HOST, "--port", str(port), *more]
 
 
 def _litellm(port: int, workdir: Path) -> list[str]:
@@ -121,7 +130,8 @@ def _litellm(port: int, workdir: Path) -> list[str]:
 TARGETS = {
     "direct": Target("direct", False, None),
     "floor": Target("floor", False, _hypercorn("bench.floor:create_app()")),
-    "minillm": Target("minillm", True, _minillm_cli),
+    "minillm": Target("minillm", True, _minillm_cli(1)),
+    WORKERS_TARGET: Target(WORKERS_TARGET, True, _minillm_cli(2), workers=2),
     "minillm-hypercorn": Target("minillm-hypercorn", True, _hypercorn("minillm.app:create_app()")),
     "litellm": Target("litellm", True, _litellm),
 }
@@ -129,7 +139,7 @@ TARGETS = {
 
 def unavailable(name: str) -> str | None:
     """Why a target cannot run here, or ``None``."""
-    if name in ("minillm", "minillm-hypercorn") and importlib.util.find_spec("minillm") is None:
+    if name.startswith("minillm") and importlib.util.find_spec("minillm") is None:
         return "minillm is not installed in this Python (pip install -e .)"
     if name == "minillm-hypercorn" and importlib.util.find_spec("minillm.app") is None:
         return "minillm.app:create_app is missing"

@@ -18,6 +18,7 @@ async def upstream(nursery: trio.Nursery) -> FakeUpstream:
 
 # --- other fixtures below ---------------------------------------------------------------
 
+from db_fixtures import postgres_server, postgres_url, usage_target  # noqa: E402, F401
 from gateway_fixtures import start_gateway  # noqa: E402, F401  (the real gateway, in-process)
 
 

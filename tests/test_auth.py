@@ -20,7 +20,12 @@ from minillm.ratelimit import MemoryBuckets, RateLimiter
 from processes import clean_env, serving
 from upstream import FakeUpstream, Reply
 
-ALICE, BOB, CAROL = "sk-gw-alice-0001", "sk-gw-bob-00002", "sk-gw-carol-003"
+ALICE, BOB, CAROL, DAVE = (
+    "sk-gw-alice-0001",
+    "sk-gw-bob-00002",
+    "sk-gw-carol-003",
+    "sk-gw-dave-0004",
+)
 PREFIXES = ("", "/openai", "/anthropic")
 CHAT = [{"role": "user", "content": "hi"}]
 
@@ -38,6 +43,12 @@ models = ["gpt-4o-*", "claude-3-5-*"]
 name = "carol"
 key = "{CAROL}"
 rpm = 20
+
+[[auth.keys]]
+name = "dave"
+key = "{DAVE}"
+models = ["gpt-4o-*"]
+rpm = 2
 """
 
 
@@ -108,6 +119,16 @@ async def test_model_outside_allowlist_is_403(gw: str, upstream: FakeUpstream) -
     assert len(upstream.requests) == 3
 
 
+async def test_a_model_refused_with_403_uses_no_rpm_unit(gw: str, upstream: FakeUpstream) -> None:
+    for _ in range(3):
+        with pytest.raises(openai.PermissionDeniedError):
+            await chat(gw, DAVE, model="gpt-4.1")
+    assert [await chat(gw, DAVE) for _ in range(2)] == ["echo: hi"] * 2  # both units left
+    with pytest.raises(openai.RateLimitError):
+        await chat(gw, DAVE)
+    assert len(upstream.requests) == 2
+
+
 async def test_rpm_limit_429_and_retry_after_honoured(gw: str, upstream: FakeUpstream) -> None:
     sent = 0
     with pytest.raises(openai.RateLimitError) as oe:
@@ -165,7 +186,7 @@ async def test_metrics_needs_a_key_off_loopback() -> None:
     from minillm.server.accounting import Accounting
     from minillm.server.scope import RequestState
 
-    accounting = Accounting(Config(auth_keys=parse_gateway_keys(None, f"ops:{ALICE}")))
+    accounting = Accounting(Config(auth_keys=parse_gateway_keys((), f"ops:{ALICE}")))
     state = RequestState()
     await accounting.admit(state, "/metrics", Headers(), "127.0.0.1")  # loopback: open
     with pytest.raises(Unauthorized):
@@ -178,7 +199,7 @@ async def test_metrics_needs_a_key_off_loopback() -> None:
 
 
 def test_authenticator_checks_every_key() -> None:
-    keys = parse_gateway_keys(None, f"a:{ALICE},{BOB}")
+    keys = parse_gateway_keys((), f"a:{ALICE},{BOB}")
     assert [k.name for k in keys] == ["a", "env-2"]
     auth = Authenticator(keys)
     assert auth.authenticate(BOB).name == "env-2"
@@ -188,7 +209,7 @@ def test_authenticator_checks_every_key() -> None:
     assert GatewayKey("g", b"", ("gpt-*",)).allows("gpt-4o")
     assert not GatewayKey("g", b"", ("gpt-*",)).allows("claude")
     with pytest.raises(ValueError, match="unique"):
-        parse_gateway_keys(None, f"a:{ALICE},a:{BOB}")
+        parse_gateway_keys((), f"a:{ALICE},a:{BOB}")
 
 
 async def test_memory_buckets_refill() -> None:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 
@@ -111,6 +112,9 @@ def test_chat_streams_the_reply(gateway: str) -> None:
     assert (anthropic.returncode, anthropic.stdout) == (0, "You said: hi\n"), anthropic
     piped = minillm("chat", "--url", gateway, "--no-stream", "-v", "-m", "fast", "-", stdin="x y")
     assert (piped.stdout, piped.stderr) == ("You said: x y\n", "[mock:mock-1]\n"), piped
+    for stream in ([], ["--no-stream"]):
+        responses = minillm("chat", "--url", gateway, "--format", "responses", *stream, "hey")
+        assert (responses.returncode, responses.stdout) == (0, "You said: hey\n"), responses
 
 
 def test_chat_failures_are_one_line_with_exit_1(gateway: str, dead_url: str) -> None:
@@ -128,18 +132,21 @@ def test_config_masks_every_key() -> None:
         "OPENAI_API_KEY": f"{SECRET},short-key",
         "MINI_LLM_PROVIDER_LOCAL_URL": "http://user:pw@localhost:8000/v1",
         "MINI_LLM_MODEL_ALIASES": ALIASES,
+        "MINI_LLM_USAGE_DB": "postgresql://minillm:db-pw@db.internal/usage",
     }
     shown = minillm("config", env=env)
     assert shown.returncode == 0, shown
     assert "mode: online" in shown.stdout
     assert "keys: sk-...wxyz, ***" in shown.stdout
     assert "http://***@localhost:8000/v1" in shown.stdout
+    assert "usage_db = postgresql://***@db.internal/usage" in shown.stdout
     assert "fast -> mock:mock-1, mock:mock-echo" in shown.stdout
     as_json = minillm("config", "--json", env=env)
     described = json.loads(as_json.stdout)
     assert described["providers"]["openai"]["keys"] == ["sk-...wxyz", "***"]
     for output in (shown.stdout, as_json.stdout):
         assert SECRET not in output and "short-key" not in output and ":pw@" not in output
+        assert "db-pw" not in output
 
 
 def test_mask_secret() -> None:
@@ -158,11 +165,66 @@ def test_demo_runs_offline_and_cleans_up() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "offline" in out and "failed" not in out.lower()
-    for step in ("GET /health", "GET /v1/models", "/v1/chat/completions", "/v1/messages"):
+    steps = (
+        "GET /health",
+        "GET /v1/models",
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/responses",
+    )
+    for step in steps:
         assert step in out
+    assert "You said: Name one river." in out
     assert "fast  -> mock:mock-1" in out
     assert "You said: Stream a haiku." in out
     assert "translated Anthropic -> OpenAI and back" in out
     assert out.rstrip().endswith("gateway stopped.")
     pid = int(re.search(r"\(pid (\d+)\)", out).group(1))  # type: ignore[union-attr]
     wait_gone(pid)
+
+
+def test_usage_when_recording_is_off() -> None:
+    off = minillm("usage")
+    assert (off.returncode, off.stdout) == (1, "")
+    assert off.stderr == (
+        "minillm: usage recording is off (MINI_LLM_USAGE_DB or the config file's usage_db"
+        " is 'off'): no usage to report\n"
+    )
+
+
+GATEWAY_KEY = "sk-gw-cli-0123456789"
+
+
+def test_client_commands_against_a_keyed_gateway() -> None:
+    """What README's command table and docs/team.md say: --api-key or MINI_LLM_API_KEY."""
+    keyed = {
+        **OFFLINE,
+        "MINI_LLM_AUTH_KEYS": f"cli:{GATEWAY_KEY}",
+        "MINI_LLM_MODEL_ALIASES": ALIASES,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "minillm", "serve", "--port", "0"],
+        env=clean_env(keyed),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[-1]
+        refused = minillm("models", url)
+        assert refused.returncode == 1 and "Missing gateway API key" in refused.stderr
+        assert minillm("models", url, "--api-key", GATEWAY_KEY).stdout.startswith("fast  ->")
+        from_env = {"MINI_LLM_URL": url, "MINI_LLM_API_KEY": GATEWAY_KEY}
+        assert minillm("models", env=from_env).stdout.startswith("fast  ->")
+        chat = minillm("chat", "--url", url, "--api-key", GATEWAY_KEY, "hi")
+        assert chat.stdout == "You said: hi\n", chat
+        assert minillm("chat", "hi", env=from_env).stdout == "You said: hi\n"
+    finally:
+        process.kill()
+        process.wait(10)
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("### Commands")[1].split("### Embedding")[0]
+    team = (Path(__file__).parent.parent / "docs" / "team.md").read_text()
+    for text in (table, team):
+        assert all(w in text for w in ("--api-key", "MINI_LLM_API_KEY", "MINI_LLM_URL")), text

@@ -78,11 +78,14 @@ async def test_every_key_cooling_answers_429_with_retry_after(
     upstream.push(
         Status(429, headers={"retry-after": "20"}), Status(429, headers={"retry-after": "40"})
     )
-    r = await post(gw)
+    r = await post(gw)  # the provider's own 429 (the last answer), relayed
     assert r.status_code == 429
-    assert 15 <= int(r.headers["retry-after"]) <= 20
-    r = await post(gw)  # both keys still cooling: no upstream call at all
+    assert r.headers["retry-after"] == "40"
+    assert r.json()["error"]["code"] == "rate_limit_exceeded"
+    r = await post(gw)  # both keys cool on the provider's word: no upstream call at all
     assert r.status_code == 429
+    assert 15 <= int(r.headers["retry-after"]) <= 20  # the soonest recovery
+    assert "rate limited" in r.json()["error"]["message"]
     assert len(upstream.requests) == 2
     with pytest.raises(openai.RateLimitError):
         client = openai.AsyncOpenAI(api_key="x", base_url=f"{gw}/v1", max_retries=0)
@@ -186,11 +189,21 @@ async def test_stream_failure_after_first_byte_is_not_retried(
 async def test_breaker_opens_after_consecutive_failures(start_gateway) -> None:  # type: ignore[no-untyped-def]
     env = gateway_env(dead_url(), MINI_LLM_RETRIES="0", MINI_LLM_BREAKER_FAILURES="2")
     gw = await start_gateway(env)
-    for _ in range(3):
+    for _ in range(2):
         assert (await post(gw)).status_code == 502
+    r = await post(gw)  # open, and no other target: says so, with the time until half-open
+    assert r.status_code == 503
+    assert 29 <= int(r.headers["retry-after"]) <= 30
+    assert r.json()["error"]["message"].startswith("Provider 'openai' is failing")
     async with httpx.AsyncClient() as client:
         health = (await client.get(f"{gw}/health/providers")).json()["providers"]["openai"]
-    assert health["breaker"] == "open"
+        assert health["breaker"] == "open"
+        r = await client.post(
+            f"{gw}/v1/messages",
+            json={"model": "gpt-4o", "max_tokens": 8, "messages": CHAT["messages"]},
+        )
+    assert r.status_code == 503 and r.json()["type"] == "error"  # in the caller's shape
+    assert r.headers["retry-after"]
 
 
 async def test_admission_limit_answers_503(start_gateway, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]

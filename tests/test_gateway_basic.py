@@ -86,7 +86,8 @@ async def test_upstream_error_passed_with_status(gw: str, upstream: FakeUpstream
         r = await client.post(f"{gw}/v1/chat/completions", json=CHAT)
     assert r.status_code == 429
     assert r.headers["retry-after"] == "7"
-    assert r.json()["error"]["type"] == "rate_limit_error"
+    error = r.json()["error"]  # the provider's own body
+    assert (error["code"], error["message"]) == ("rate_limit_exceeded", "fake upstream error 429")
 
 
 async def test_concurrent_requests(gw: str) -> None:

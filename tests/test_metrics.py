@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import anthropic
 import httpx
 import openai
@@ -10,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway_fixtures import gateway_env
 from minillm.server.app import create_app
-from upstream import FakeUpstream, Reply, Status
+from upstream import DropAfter, FakeUpstream, Raw, Reply, Status
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 MSG = [{"role": "user", "content": "hi"}]
@@ -121,6 +124,55 @@ async def test_rejections_by_reason(upstream: FakeUpstream, start_gateway) -> No
     assert value(s, "minillm_rejections_total", reason="body_size") == 1
     assert value(s, "minillm_requests_total", endpoint="messages", provider="", model="",
                  status="401") == 1  # fmt: skip
+
+
+_START = b'{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant",'
+_START += b'"model":"claude-x","content":[],"stop_reason":null,"usage":{"input_tokens":5}}}'
+_OVERLOADED = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+FAILING_STREAM = (
+    b"event: message_start\ndata: " + _START + b"\n\nevent: error\ndata: " + _OVERLOADED
+)
+
+
+async def test_errors_count_under_their_model_and_failed_streams_as_errors(
+    upstream: FakeUpstream,
+    start_gateway,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "usage.db"
+    gw = await start_gateway(gateway_env(upstream.url, MINI_LLM_USAGE_DB=str(db)))
+    upstream.push(Status(429), Raw(200, FAILING_STREAM + b"\n\n", "text/event-stream"))
+    upstream.push(DropAfter(2))
+    async with httpx.AsyncClient() as client:
+        r = await client.post(
+            f"{gw}/v1/chat/completions", json={"model": "gpt-4o", "messages": MSG}
+        )
+        assert r.status_code == 429
+        body = {"model": "claude-x", "max_tokens": 8, "messages": MSG, "stream": True}
+        r = await client.post(f"{gw}/v1/messages", json=body)
+        assert r.status_code == 200 and r.content.rstrip() == FAILING_STREAM  # passed through
+        body = {"model": "gpt-4o", "messages": MSG, "stream": True}
+        r = await client.post(f"{gw}/v1/chat/completions", json=body)
+        assert r.status_code == 200 and b'"error"' in r.content  # ended by the gateway
+    s = await wait_idle(gw)
+    assert value(s, "minillm_requests_total", endpoint="chat_completions", provider="",
+                 model="gpt-4o", status="429") == 1  # fmt: skip
+    assert value(s, "minillm_requests_total", endpoint="messages", provider="anthropic",
+                 model="claude-x", status="502") == 1  # fmt: skip
+    assert value(s, "minillm_requests_total", endpoint="chat_completions", provider="openai",
+                 model="gpt-4o", status="502") == 1  # fmt: skip
+    assert total(s, "minillm_requests_total", status="200") == 0
+    with trio.fail_after(5):
+        while True:  # the usage writer commits off the request path
+            rows = []
+            if db.exists():
+                with sqlite3.connect(db) as con:
+                    rows = con.execute("SELECT status, model_asked FROM requests ORDER BY ts")
+                    rows = rows.fetchall()
+            if len(rows) == 3:
+                break
+            await trio.sleep(0.02)
+    assert rows == [(429, "gpt-4o"), (502, "claude-x"), (502, "gpt-4o")]
 
 
 def test_each_app_has_its_own_registry() -> None:

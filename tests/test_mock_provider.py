@@ -8,6 +8,7 @@ import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import orjson
@@ -429,3 +430,107 @@ async def test_odd_schemas_do_not_break_tool_calls(client: httpx.AsyncClient) ->
         completion = await chat(client, messages=[user("x")], tools=tools, tool_choice=choice)
         (call,) = function_calls(completion.choices[0].message)
         assert orjson.loads(call.function.arguments) == ({"a": "x"} if name == "odd" else {})
+
+
+async def test_tool_results_after_the_last_assistant_turn_get_text(
+    client: httpx.AsyncClient,
+) -> None:
+    """Even when a user message that mentions the tool follows the results (as an
+    Anthropic turn holding a tool_result and text becomes), and even when forced."""
+    messages: list[dict[str, Any]] = [user("use get_weather")]
+    first = await chat(client, messages=messages, tools=[WEATHER, SEARCH])
+    (call,) = function_calls(first.choices[0].message)
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+        {"role": "tool", "tool_call_id": "call_other", "name": "search", "content": "none"},
+        user("remember: use get_weather and search tools"),
+    ]
+    second = await chat(client, messages=messages, tools=[WEATHER, SEARCH], tool_choice="required")
+    assert second.choices[0].message.content == (
+        "Tool get_weather returned: sunny; Tool search returned: none"
+    )
+    messages.append({"role": "assistant", "content": "done"})
+    messages.append(user("now use get_weather again"))
+    third = await chat(client, messages=messages, tools=[WEATHER])
+    assert [c.function.name for c in function_calls(third.choices[0].message)] == ["get_weather"]
+
+
+ANTHROPIC_WEATHER = {
+    "name": "get_weather",
+    "input_schema": WEATHER["function"]["parameters"],  # type: ignore[index]
+}
+
+
+async def test_anthropic_format_with_the_sdk(start_gateway: Any) -> None:
+    """``mock-anthropic`` through an offline gateway: Anthropic clients pass through."""
+    gw = await start_gateway({"MINI_LLM_MOCK_DELAY": "0", "MINI_LLM_USAGE_DB": "off"})
+    async with anthropic.AsyncAnthropic(api_key="x", base_url=gw, max_retries=0) as sdk:
+        hello: list[Any] = [{"role": "user", "content": [{"type": "text", "text": "hi there"}]}]
+        message = await sdk.messages.create(model="claude-x", max_tokens=50, messages=hello)
+        assert (message.model, message.stop_reason, message.id[:8]) == (
+            "claude-x",
+            "end_turn",
+            "msg_mock",
+        )
+        assert message.content[0].text == "You said: hi there"  # type: ignore[union-attr]
+        assert (message.usage.input_tokens, message.usage.output_tokens) == (3, 5)
+        cut = await sdk.messages.create(model="claude-m", max_tokens=2, messages=hello)
+        assert (cut.content[0].text, cut.stop_reason) == ("You said:", "max_tokens")  # type: ignore[union-attr]
+        async with sdk.messages.stream(model="claude-m", max_tokens=50, messages=hello) as stream:
+            texts = [t async for t in stream.text_stream]
+            streamed = await stream.get_final_message()
+        assert texts == ["You ", "said: ", "hi ", "there"]
+        assert streamed.content[0].text == "You said: hi there"  # type: ignore[union-attr]
+        assert streamed.usage.output_tokens == message.usage.output_tokens
+
+        ask: list[Any] = [{"role": "user", "content": "weather? use get_weather"}]
+        tools: list[Any] = [ANTHROPIC_WEATHER]
+        called = await sdk.messages.create(
+            model="claude-m", max_tokens=50, messages=ask, tools=tools
+        )
+        (use,) = called.content
+        assert called.stop_reason == "tool_use" and use.type == "tool_use"
+        assert use.id.startswith("toolu_") and use.name == "get_weather"
+        assert use.input == {
+            "city": "weather? use get_weather",
+            "days": 1,
+            "metric": True,
+            "unit": "celsius",
+        }
+        async with sdk.messages.stream(
+            model="claude-m", max_tokens=50, messages=ask, tools=tools
+        ) as stream:
+            assert (await stream.get_final_message()).content[0].input == use.input  # type: ignore[union-attr]
+        result = {
+            "type": "tool_result",
+            "tool_use_id": use.id,
+            "content": [{"type": "text", "text": "rain"}],
+        }
+        ask += [
+            {"role": "assistant", "content": [use.model_dump()]},
+            {"role": "user", "content": [result]},
+        ]
+        forced = {"type": "any"}
+        answer = await sdk.messages.create(
+            model="claude-m",
+            max_tokens=50,
+            messages=ask,
+            tools=tools,
+            tool_choice=forced,  # type: ignore[arg-type]
+        )
+        assert answer.content[0].text == "Tool get_weather returned: rain"  # type: ignore[union-attr]
+        counted = await sdk.messages.count_tokens(model="claude-m", messages=hello)
+        assert counted.input_tokens == message.usage.input_tokens
+
+        with pytest.raises(anthropic.BadRequestError) as bad:
+            await sdk.messages.create(model="claude-m", max_tokens=0, messages=hello)
+        assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+        with pytest.raises(anthropic.BadRequestError, match="no tool named 'nope'"):
+            await sdk.messages.create(
+                model="claude-m",
+                max_tokens=5,
+                messages=hello,
+                tools=tools,
+                tool_choice={"type": "tool", "name": "nope"},
+            )

@@ -14,8 +14,22 @@ from hypothesis import strategies as st
 
 from gateway_fixtures import gateway_env
 from minillm.config import Config
-from minillm.policy import Action, Failure, RetryPolicy, parse_retry_after
-from minillm.provider_state import BreakerSettings, KeysCooling, LocalHealth, mask_key
+from minillm.policy import (
+    Action,
+    Failure,
+    RetryPolicy,
+    parse_duration,
+    parse_retry_after,
+    provider_wait,
+    rate_limit_reset,
+)
+from minillm.provider_state import (
+    BreakerOpen,
+    BreakerSettings,
+    KeysCooling,
+    LocalHealth,
+    mask_key,
+)
 from minillm.server.serve import bind_socket, serve
 from upstream import DropAfter, FakeUpstream, Hang, Reply, StallAfter, Status
 
@@ -56,31 +70,115 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after({}, 0) is None
 
 
+def test_parse_duration() -> None:
+    assert parse_duration("6m0s") == 360
+    assert parse_duration("20ms") == 0.02
+    assert parse_duration("1.5s") == 1.5
+    assert parse_duration("1h2m3s") == 3723
+    assert parse_duration("7") == 7
+    for junk in ("", "soon", "1x", "-1s", "s"):
+        assert parse_duration(junk) is None
+
+
+def test_rate_limit_reset_of_openai_and_anthropic() -> None:
+    openai = {"x-ratelimit-reset-requests": "20ms", "x-ratelimit-reset-tokens": "6m0s"}
+    assert rate_limit_reset(openai, 0) == 0.02  # which limit was hit is unknown: the soonest
+    hit = {**openai, "X-RateLimit-Remaining-Tokens": "0", "x-ratelimit-remaining-requests": "9"}
+    assert rate_limit_reset(hit, 0) == 360  # the exhausted one
+    now = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    anthropic = {
+        "anthropic-ratelimit-requests-reset": "2026-01-01T00:00:30Z",
+        "anthropic-ratelimit-input-tokens-reset": "2026-01-01T00:00:02.5+00:00",
+        "anthropic-ratelimit-input-tokens-remaining": "0",
+        "anthropic-ratelimit-requests-remaining": "12",
+    }
+    assert rate_limit_reset(anthropic, now) == 2.5
+    past, naive = "2025-12-31T23:59:00Z", "2026-01-01T00:00:30"  # no time zone: not RFC 3339
+    assert rate_limit_reset({"anthropic-ratelimit-tokens-reset": past}, now) == 0
+    assert rate_limit_reset({"anthropic-ratelimit-tokens-reset": naive}, now) is None
+    assert rate_limit_reset({"x-ratelimit-reset-requests": "later"}, now) is None
+    assert rate_limit_reset({}, now) is None
+
+
+def test_provider_wait() -> None:
+    headers = {"x-ratelimit-reset-requests": "2s"}
+    assert provider_wait(429, headers, 0) == 2
+    assert provider_wait(500, headers, 0) is None  # OpenAI sends these on every answer
+    assert provider_wait(429, {**headers, "retry-after": "7"}, 0) == 7  # Retry-After wins
+    assert provider_wait(503, {"retry-after-ms": "250"}, 0) == 0.25
+    assert provider_wait(429, {}, 0) is None  # no hint: the caller guesses
+
+
 def test_keys_rotate_cool_and_recover() -> None:
-    health = LocalHealth("p", ("key-a", "key-b"), BreakerSettings(key_cooldown=30))
-    assert [health.acquire_key(0) for _ in range(3)] == ["key-a", "key-b", "key-a"]
-    health.cool_key("key-a", None, now=0)
-    assert {health.acquire_key(1) for _ in range(4)} == {"key-b"}
-    health.cool_key("key-b", 10, now=1)
+    health = LocalHealth("p", ("key-a", "key-b"), BreakerSettings(key_cooldown=5))
+    assert [health.acquire_key(0, alternatives=True) for _ in range(3)] == [
+        "key-a",
+        "key-b",
+        "key-a",
+    ]
+    health.record_answer("key-a", 429, None, now=0)  # no hint: the 5 s guess
+    assert {health.acquire_key(1, alternatives=False) for _ in range(4)} == {"key-b"}
+    health.record_answer("key-b", 429, 10, now=1)  # the provider's word: 10 s
     with pytest.raises(KeysCooling) as cooling:
-        health.acquire_key(2)
-    assert cooling.value.retry_after == 9
-    assert health.acquire_key(12) == "key-b"
+        health.acquire_key(2, alternatives=True)  # another target is left: go there
+    assert cooling.value.retry_after == 3
+    assert health.acquire_key(2, alternatives=False) == "key-a"  # panic: guessed rest ignored
+    assert health.acquire_key(6, alternatives=True) == "key-a"  # its guess is over
+    assert health.snapshot(6) == {"keys_available": 1, "keys_cooling": ["***"], "breaker": "closed"}
+    assert {health.acquire_key(12, alternatives=True) for _ in range(2)} == {"key-a", "key-b"}
+
+
+def test_a_rest_on_the_providers_word_is_kept() -> None:
+    health = LocalHealth("p", ("key-a", "key-b"), BreakerSettings())
+    health.record_answer("key-a", 429, 20, now=0)
+    health.record_answer("key-b", 429, 40, now=0)
+    with pytest.raises(KeysCooling) as cooling:
+        health.acquire_key(1, alternatives=False)  # every key on the provider's word
+    assert cooling.value.retry_after == 19
+    health.record_answer("key-a", 200, None, now=2)  # an older call's success
+    assert not health.has_key(2)
+    assert health.acquire_key(21, alternatives=False) == "key-a"
+
+
+def test_rejected_keys_are_skipped_only_while_something_else_is_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = "sk-bad-key-000000"
+    health = LocalHealth("p", (key, "sk-good-key-00000"), BreakerSettings(key_disable=300))
+    with caplog.at_level("WARNING", "minillm.providers"):
+        for t in range(5):  # rejected again and again: logged once per key_disable
+            health.record_answer(key, 401, None, now=t)
+        health.record_answer(key, 403, None, now=301)
+    assert [r.getMessage().count("sk-...0000") for r in caplog.records] == [1, 1]
+    assert key not in caplog.text
+    assert {health.acquire_key(302, alternatives=False) for _ in range(4)} == {"sk-good-key-00000"}
+    health.record_answer("sk-good-key-00000", 401, None, now=303)
+    with pytest.raises(KeysCooling):
+        health.acquire_key(304, alternatives=True)
+    assert health.acquire_key(304, alternatives=False) == key  # recovers soonest
+    health.record_answer(key, 200, None, now=305)  # it works again: no longer rejected
+    assert health.has_key(305) and health.acquire_key(305, alternatives=True) == key
 
 
 def test_breaker_opens_then_half_opens_for_one_probe() -> None:
     health = LocalHealth("p", (), BreakerSettings(failures=2, cooldown=10))
     health.record_failure(0)
-    assert health.allows(0)
+    health.pass_breaker(0)
     health.record_failure(1)
-    assert not health.allows(5)
-    assert health.allows(11)  # the probe
-    assert not health.allows(11.5)  # only one
+    with pytest.raises(BreakerOpen) as closed:
+        health.pass_breaker(5)
+    assert closed.value.retry_after == 6  # until half-open
+    health.pass_breaker(11)  # the probe
+    with pytest.raises(BreakerOpen) as closed:
+        health.pass_breaker(11.5)  # only one
+    assert closed.value.retry_after == 1
     health.record_failure(12)
-    assert not health.allows(13)
-    assert health.allows(22)
-    health.record_success()
-    assert health.allows(22) and health.snapshot(22)["breaker"] == "closed"
+    with pytest.raises(BreakerOpen):
+        health.pass_breaker(13)
+    health.pass_breaker(22)
+    health.record_answer(None, 500, None, now=22)  # any answer: the provider is up
+    health.pass_breaker(22)
+    assert health.snapshot(22)["breaker"] == "closed"
 
 
 def test_mask_key() -> None:

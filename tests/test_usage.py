@@ -1,4 +1,5 @@
-"""Usage records in SQLite: token counts per kind of request, no loss, no blocking; the report."""
+"""Usage records in SQLite and PostgreSQL: token counts per kind of request, no loss, no
+blocking, several writer processes; the report."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import io
 import signal
 import sqlite3
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,13 +16,15 @@ import anthropic
 import httpx
 import openai
 import orjson
+import psycopg
 import pytest
 import trio
 
 from gateway_fixtures import gateway_env
-from minillm.usage import UsageRecord, UsageWriter, connect, summarize
+from minillm.usage import UsageRecord, UsageWriter, summarize
+from minillm.usage_db import UsageStoreError, open_store
 from minillm.usage_report import parse_since, run_usage
-from processes import serving
+from processes import clean_env, serving
 from upstream import FakeUpstream, Reply, SlowStream
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -145,7 +149,7 @@ async def test_graceful_shutdown_loses_no_row(upstream: FakeUpstream, tmp_path: 
 
 async def test_full_channel_drops_and_counts_never_blocks(tmp_path: Path) -> None:
     drops: list[int] = []
-    writer = UsageWriter(tmp_path / "u.db", capacity=2, on_drop=lambda: drops.append(1))
+    writer = UsageWriter(tmp_path / "u.db", capacity=2, on_drop=drops.append)
     await writer.open()
     for i in range(5):  # the writer task is not running: the channel fills up
         writer.submit(record(i))
@@ -166,28 +170,23 @@ def record(i: int, **fields: Any) -> UsageRecord:
     return UsageRecord(**{**base, **fields})
 
 
-def test_summary_and_json_report(tmp_path: Path) -> None:
-    path = tmp_path / "u.db"
-    db = connect(path)
+def test_summary_and_json_report(usage_target: str) -> None:
+    store = open_store(usage_target)
     recs = [record(i, latency_ms=float(i + 1)) for i in range(100)]
     recs += [record(100, key="b", status=502, input_tokens=None, output_tokens=None, cost=None)]
     recs += [record(101, key="b", cost=0.5), record(102, key="b", cost=0.25, ts=1.0)]
-    with db:
-        db.executemany(
-            "INSERT INTO requests VALUES (" + ",".join("?" * 16) + ")",
-            [tuple(r.__getattribute__(f) for f in r.__slots__) for r in recs],
-        )
-    got = summarize(db, since=1000, by="key", now=1200.0)
+    store.write(recs)
+    got = summarize(store, since=1000, by="key", now=1200.0)
     assert got == [
         {"group": "k", "requests": 100, "errors": 0, "input_tokens": 1000,
          "output_tokens": 500, "cost": None, "p50_ms": 50.0, "p95_ms": 95.0},
         {"group": "b", "requests": 2, "errors": 1, "input_tokens": 10, "output_tokens": 5,
          "cost": 0.5, "p50_ms": 100.0, "p95_ms": 101.0},
     ]  # fmt: skip
-    db.close()
+    store.close()
     out = io.StringIO()
-    args = argparse.Namespace(db=str(path), config=None, since=parse_since("100000d"), by="model",
-                              json=True)  # fmt: skip
+    since = parse_since("100000d")
+    args = argparse.Namespace(db=usage_target, config=None, since=since, by="model", json=True)
     assert run_usage(args, out) == 0
     (row,) = orjson.loads(out.getvalue())
     assert set(row) == {"group", "requests", "errors", "input_tokens", "output_tokens", "cost",
@@ -197,3 +196,45 @@ def test_summary_and_json_report(tmp_path: Path) -> None:
     assert run_usage(args, out) == 0
     assert out.getvalue().splitlines()[1].split()[:3] == ["m", "103", "1"]
     assert parse_since("24h") == 86400 and parse_since("30m") == 1800
+
+
+async def test_rows_of_two_gateway_processes_are_all_in_the_report(usage_target: str) -> None:
+    env = {
+        "MINI_LLM_USAGE_DB": usage_target,
+        "MINI_LLM_MOCK_DELAY": "0",
+        "MINI_LLM_AUTH_KEYS": "team-a:sk-gw-usage-a1,team-b:sk-gw-usage-b2",
+    }
+    body = {"model": "gpt-4o-mini", "messages": MSG}
+    async with serving(env) as one, serving(env) as two:
+        for served, key, n in ((one, "sk-gw-usage-a1", 7), (two, "sk-gw-usage-b2", 5)):
+            async with httpx.AsyncClient(headers={"authorization": f"Bearer {key}"}) as client:
+                for _ in range(n):
+                    r = await client.post(f"{served.url}/v1/chat/completions", json=body)
+                    assert r.status_code == 200
+        for served in (one, two):  # the writers flush at shutdown
+            served.process.send_signal(signal.SIGTERM)
+            with trio.fail_after(10):
+                assert await served.process.wait() == 0
+    report = await trio.run_process(
+        [sys.executable, "-m", "minillm", "usage", "--db", usage_target, "--json"],
+        env=clean_env({}),
+        capture_stdout=True,
+    )
+    got = {row["group"]: row["requests"] for row in orjson.loads(report.stdout)}
+    assert got == {"team-a": 7, "team-b": 5}
+
+
+def test_postgres_store_reconnects_after_losing_its_connection(postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    store.write([record(1)])
+    with psycopg.connect(postgres_url, autocommit=True) as admin:  # e.g. a server restart
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    with pytest.raises(UsageStoreError):
+        store.write([record(2)])  # that batch is lost (the writer logs and counts it)
+    store.write([record(3)])
+    (row,) = summarize(store, since=1e6, by="key", now=2000.0)
+    assert row["requests"] == 2
+    store.close()

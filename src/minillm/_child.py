@@ -117,13 +117,17 @@ class Child:
         self._stderr.join(1.0)
 
 
-def spawn(host: str, port: int, env: Mapping[str, str], timeout: float) -> tuple[Child, str]:
+def spawn(host: str, port: int | None, env: Mapping[str, str], timeout: float) -> tuple[Child, str]:
     """Start ``minillm serve``; return it and its URL once ``/health`` answers.
+
+    ``port`` None serves on the default port, or the next free one if it is taken.
 
     Raises :class:`GatewayStartError` (with the child's stderr) when it exits
     early or is not ready within ``timeout`` seconds.
     """
-    command = [sys.executable, "-m", "minillm", "serve", "--host", host, "--port", str(port)]
+    command = [sys.executable, "-m", "minillm", "serve", "--host", host]
+    if port is not None:
+        command += ["--port", str(port)]
     process = subprocess.Popen(
         [*command, "--watch-stdin"],
         env=dict(env),

@@ -21,6 +21,7 @@ from fnmatch import translate
 from minillm.errors import Unauthorized
 
 __all__ = [
+    "KEY_FIELDS",
     "Authenticator",
     "GatewayKey",
     "is_loopback",
@@ -95,6 +96,9 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+KEY_FIELDS = ("name", "key", "key_sha256", "models", "rpm", "tpm")
+
+
 def _limit(raw: object, where: str) -> int | None:
     if raw is None:
         return None
@@ -103,44 +107,37 @@ def _limit(raw: object, where: str) -> int | None:
     return raw
 
 
-def _from_table(i: int, spec: object) -> GatewayKey:
-    where = f"auth.keys[{i}] (config file)"
-    if not isinstance(spec, Mapping):
-        raise ValueError(f"{where}: expected a table")
+def _from_table(where: str, spec: Mapping[str, object]) -> GatewayKey:
     name = spec.get("name")
     if not isinstance(name, str) or not name:
-        raise ValueError(f"{where}: 'name' must be a non-empty string")
+        raise ValueError(f"{where} name: expected a non-empty string")
     if ("key" in spec) == ("key_sha256" in spec):
         raise ValueError(f"{where}: give exactly one of 'key' or 'key_sha256'")
     if "key" in spec:
         if not isinstance(spec["key"], str) or len(spec["key"]) < 8:
-            raise ValueError(f"{where}: 'key' must be a string of 8 characters or more")
+            raise ValueError(f"{where} key: expected a string of 8 characters or more")
         digest = _digest(spec["key"])
     else:
         hexdigest = spec["key_sha256"]
         if not isinstance(hexdigest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", hexdigest):
-            raise ValueError(f"{where}: 'key_sha256' must be 64 hex digits")
+            raise ValueError(f"{where} key_sha256: expected 64 hex digits")
         digest = bytes.fromhex(hexdigest)
     models = spec.get("models", ())
     if not isinstance(models, Sequence) or isinstance(models, str):
-        raise ValueError(f"{where}: 'models' must be a list of globs")
+        raise ValueError(f"{where} models: expected a list of globs")
     if not all(isinstance(m, str) and m for m in models):
-        raise ValueError(f"{where}: 'models' must be a list of globs")
+        raise ValueError(f"{where} models: expected a list of globs")
     rpm = _limit(spec.get("rpm"), f"{where} rpm")
     tpm = _limit(spec.get("tpm"), f"{where} tpm")
     return GatewayKey(name, digest, tuple(models), rpm, tpm)
 
 
-def parse_gateway_keys(table: object, env_value: str | None) -> tuple[GatewayKey, ...]:
-    """Keys from the TOML ``auth`` table and ``MINI_LLM_AUTH_KEYS``; raises ValueError."""
-    keys: list[GatewayKey] = []
-    if table is not None:
-        if not isinstance(table, Mapping):
-            raise ValueError("auth (config file): expected a table")
-        specs = table.get("keys", [])
-        if not isinstance(specs, list):
-            raise ValueError("auth.keys (config file): expected [[auth.keys]] tables")
-        keys.extend(_from_table(i, spec) for i, spec in enumerate(specs))
+def parse_gateway_keys(
+    tables: Sequence[Mapping[str, object]], env_value: str | None, where: str = "[[auth.keys]]"
+) -> tuple[GatewayKey, ...]:
+    """Keys from TOML ``[[auth.keys]]`` ``tables`` (errors name them ``where #n``) and
+    ``MINI_LLM_AUTH_KEYS``; raises ValueError."""
+    keys = [_from_table(f"{where} #{i + 1}", spec) for i, spec in enumerate(tables)]
     for i, entry in enumerate(e.strip() for e in (env_value or "").split(",")):
         if not entry:
             continue

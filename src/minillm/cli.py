@@ -7,6 +7,7 @@ unreachable, an API error), 2 usage or configuration error.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -40,7 +41,7 @@ _URL_HELP = "gateway URL (env MINI_LLM_URL, default http://127.0.0.1:$MINI_LLM_P
 
 
 def _load_config(args: argparse.Namespace) -> Config:
-    names = ("host", "port", "log_level", "log_format", "allow_unauthenticated")
+    names = ("host", "port", "log_level", "log_format", "allow_unauthenticated", "workers")
     overrides = {k: v for k in names if (v := getattr(args, k, None)) is not None}
     return Config.load(config_file=args.config, **overrides)
 
@@ -50,17 +51,26 @@ def _serve(args: argparse.Namespace) -> int:
 
     from minillm.logfmt import setup_logging  # noqa: PLC0415
     from minillm.server.serve import PORT_TRIES, bind_socket, serve  # noqa: PLC0415
+    from minillm.server.workers import WorkerStartError, supervise  # noqa: PLC0415
 
     config = _load_config(args)
     setup_logging(config.log_level, config.log_format)
+    tries = 1 if config.port_from else PORT_TRIES  # only the default port may move
     try:
-        sock = bind_socket(config.host, config.port)
+        sock = bind_socket(config.host, config.port, tries)
     except OSError as exc:
-        tried = f"{config.port}-{config.port + PORT_TRIES - 1}" if config.port else "0"
+        if config.port_from and exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"{config.port_from}: port {config.port} is already in use") from None
+        tried = f"{config.port}-{config.port + tries - 1}" if tries > 1 else str(config.port)
         print(
             f"minillm: cannot listen on {config.host} port {tried}: {exc.strerror}", file=sys.stderr
         )
         return EXIT_FAILURE
+    if config.port and (bound := sock.getsockname()[1]) != config.port:
+        print(
+            f"minillm: the default port {config.port} is in use: listening on {bound} instead",
+            file=sys.stderr,
+        )
 
     def announce(url: str) -> None:
         print(f"minillm listening on {url}", flush=True)
@@ -70,11 +80,21 @@ def _serve(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             if args.watch_stdin:
                 nursery.start_soon(_shutdown_on_stdin_eof, shutdown)
-            await serve(config, sock=sock, shutdown=shutdown, on_ready=announce, on_stuck=_exit_now)
+            if config.workers > 1:
+                await supervise(config, sock, shutdown=shutdown, on_ready=announce)
+            else:
+                await serve(
+                    config, sock=sock, shutdown=shutdown, on_ready=announce, on_stuck=_exit_now
+                )
             nursery.cancel_scope.cancel()
 
-    trio.run(run)
-    return EXIT_OK
+    code = EXIT_OK
+    try:
+        trio.run(run)
+    except* WorkerStartError as failed:
+        print(f"minillm: {failed.exceptions[0]} (its log is above)", file=sys.stderr)
+        code = EXIT_FAILURE
+    return code
 
 
 def _exit_now() -> None:
@@ -115,14 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve = _command(commands, "serve", "run the gateway until SIGTERM/SIGINT")
     serve.add_argument("--host", help="address to bind (env MINI_LLM_HOST, default 127.0.0.1)")
     serve.add_argument(
-        "--port", type=int, help="port (env MINI_LLM_PORT, default 3333; 0 picks a free port)"
+        "--port",
+        help="port (env MINI_LLM_PORT, default 3333, which moves to the next free port when"
+        " taken; 0 picks a free port)",
     )
     serve.add_argument("--config", metavar="FILE", help="TOML config file (env MINI_LLM_CONFIG)")
     serve.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
+        "--workers",
+        metavar="N",
+        help="worker processes sharing the port, or 'auto' for one per CPU"
+        " (env MINI_LLM_WORKERS, default 1)",
     )
     serve.add_argument(
-        "--log-format", choices=["text", "json"], help="text (default) or one JSON object a line"
+        "--log-level", help="debug, info (default), warning, error (env MINI_LLM_LOG_LEVEL)"
+    )
+    serve.add_argument(
+        "--log-format",
+        help="text (default) or json: one JSON object a line (env MINI_LLM_LOG_FORMAT)",
     )
     serve.add_argument(
         "--allow-unauthenticated",
@@ -157,9 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, metavar="N", help="cap the reply length")
     chat.add_argument(
         "--format",
-        choices=["openai", "anthropic"],
+        choices=["openai", "anthropic", "responses"],
         default="openai",
-        help="API to call: /v1/chat/completions or /v1/messages (%(default)s)",
+        help="API to call: /v1/chat/completions, /v1/messages or /v1/responses (%(default)s)",
     )
     chat.add_argument("--api-key", help=_KEY_HELP)
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole reply")

@@ -47,6 +47,8 @@ def _masked(name: str, value: object) -> object:
         return [_masked(name, v) for v in value]
     if isinstance(value, str) and _SECRET_NAME.search(name):
         return mask_secret(value)
+    if name == "usage_db" and isinstance(value, str) and "://" in value:
+        return _mask_url(value)  # postgresql://user:password@host/db
     return value if isinstance(value, int | float | bool | str | None) else str(value)
 
 
@@ -66,7 +68,7 @@ def run_config(args: argparse.Namespace) -> int:
     print(
         "mode: "
         + (
-            "offline (no provider keys: the mock serves every model)"
+            "offline (no provider keys: the built-in mocks serve every model)"
             if config.offline
             else "online"
         )
@@ -78,13 +80,15 @@ def run_config(args: argparse.Namespace) -> int:
         assert isinstance(shown, dict)
         keys = ", ".join(shown.pop("keys")) or "(none)"
         fmt, base_url = shown.pop("format"), shown.pop("base_url")
-        if provider.name == "mock":
+        if provider.is_mock:
             base_url, keys = "(built in, offline)", "not needed"
+        if shown.pop("responses") is False and fmt == "openai":  # said when not the default
+            shown["responses"] = "false"
         extra = "".join(f"  {k}={v}" for k, v in shown.items() if v not in (None, {}, []))
         rows.append((provider.name, fmt, base_url, f"keys: {keys}{extra}"))
-    width = max(len(row[2]) for row in rows)
+    names, width = max(len(row[0]) for row in rows), max(len(row[2]) for row in rows)
     for name, fmt, base_url, rest in rows:
-        print(f"  {name:<10} {fmt:<9} {base_url:<{width}}  {rest}")
+        print(f"  {name:<{names}} {fmt:<9} {base_url:<{width}}  {rest}")
     print("aliases:" + ("" if config.aliases else " (none)"))
     for alias, targets in config.aliases.items():
         print(f"  {alias} -> {', '.join(map(str, targets))}")

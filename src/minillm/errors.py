@@ -10,6 +10,7 @@ a client (they go to the log).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import ClassVar, Literal
 
@@ -17,9 +18,11 @@ import orjson
 
 __all__ = [
     "BadRequest",
+    "CircuitOpen",
     "ClientTimeout",
     "Forbidden",
     "GatewayError",
+    "KeysRateLimited",
     "MethodNotAllowed",
     "NotFound",
     "Overloaded",
@@ -157,6 +160,37 @@ class UpstreamHTTPError(GatewayError):
         self.original = original
         """The provider's own error body (scrubbed) and its API: relayed as it is to
         clients of the same API, so fields like OpenAI's ``code`` survive."""
+        self.wait: float | None = None
+        """Seconds the provider explicitly asked to wait (``Retry-After``, or a 429's
+        rate-limit reset headers), read when it answered; None without a hint."""
+
+
+class ProviderResting(GatewayError):
+    """A provider the gateway does not call right now; ``Retry-After`` says when it will.
+
+    The message names the provider only.
+    """
+
+    template: ClassVar[str]
+
+    def __init__(self, provider: str, seconds: float) -> None:
+        wait = max(1, math.ceil(seconds))
+        message = self.template.format(provider=provider, seconds=wait)
+        super().__init__(message, headers={"retry-after": str(wait)})
+
+
+class KeysRateLimited(ProviderResting):
+    """Every key of the provider cools because the provider said so (and nothing else is left)."""
+
+    status, kind = 429, "rate_limit_error"
+    template = "Every key of provider '{provider}' is rate limited by it; retry after {seconds}s"
+
+
+class CircuitOpen(ProviderResting):
+    """The provider's circuit breaker is open (and nothing else is left)."""
+
+    status, kind = 503, "overloaded_error"
+    template = "Provider '{provider}' is failing; it is tried again in {seconds}s"
 
 
 _KIND_BY_STATUS = {

@@ -15,9 +15,7 @@ stream with an error event (see :mod:`minillm.server.relay`).
 from __future__ import annotations
 
 import logging
-import math
 import random
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -28,15 +26,23 @@ from minillm.attempt import Call, JSONReply, StreamReply, attempt
 from minillm.config import Config, Target
 from minillm.discovery import ModelDiscovery
 from minillm.errors import (
+    CircuitOpen,
     GatewayError,
+    KeysRateLimited,
     Overloaded,
     ProviderNotConfigured,
     UpstreamHTTPError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from minillm.policy import Action, Failure, RetryPolicy, parse_retry_after
-from minillm.provider_state import BreakerSettings, KeysCooling, LocalHealth, ProviderHealth
+from minillm.policy import KEY_STATUSES, Action, Failure, RetryPolicy
+from minillm.provider_state import (
+    BreakerOpen,
+    BreakerSettings,
+    KeysCooling,
+    LocalHealth,
+    ProviderHealth,
+)
 from minillm.providers.http import HTTPProvider
 from minillm.routing import resolve_alias
 
@@ -95,14 +101,16 @@ class Gateway:
     def route(self, model: object) -> tuple[Target, ...]:
         """The targets for a client's ``model`` field (raises BadRequest)."""
         return resolve_alias(
-            model, self.config.aliases, self.providers.keys(), offline=self.config.offline
+            model, self.config.aliases, self.config.providers, offline=self.config.offline
         )
 
     async def handle(self, call: Call, resources: AsyncExitStack) -> JSONReply | StreamReply:
         """Serve ``call``.
 
-        Slots and upstream responses are registered on ``resources`` and
-        released when the caller closes it, after the stream was relayed.
+        The admission slot and what the serving attempt holds (its provider's
+        slot and in-flight count, the upstream response) are registered on
+        ``resources`` and released when the caller closes it, after the stream
+        was relayed.  A failed attempt releases its own at once.
         """
         targets = self.route(call.body.get("model"))
         await _hold(self._admission, self.config.queue_timeout, resources)
@@ -118,80 +126,102 @@ class Gateway:
         resources: AsyncExitStack,
         deadline: float,
     ) -> JSONReply | StreamReply:
+        usable = [t for t in targets if self._configured(self.providers[t.provider])]
+        if not usable:
+            name = targets[-1].provider
+            raise ProviderNotConfigured(f"No API key configured for provider '{name}'")
         error: GatewayError = UpstreamUnavailable()
-        for target in targets:
+        for i, target in enumerate(usable, 1):
             provider = self.providers[target.provider]
-            if provider.config.requires_key and not provider.config.keys:
-                error = ProviderNotConfigured(
-                    f"No API key configured for provider '{provider.name}'"
-                )
-                continue
-            self._in_flight[provider.name] += 1
-            resources.callback(self._in_flight.subtract, (provider.name,))
-            slots = self._provider_slots.get(provider.name)
-            if slots is not None:
+            # This target's slot, in-flight count and responses: released as soon as
+            # the gateway moves on, kept until the request ends only by the winner.
+            async with AsyncExitStack() as held:
                 try:
-                    await _hold(slots, self.config.queue_timeout, resources)
+                    await self._occupy(provider.name, held)
                 except Overloaded as busy:
                     self._on_attempt(provider.name, "skipped_busy")
                     error = busy
                     continue
-            try:
-                outcome = await self._try_target(call, provider, target, resources, deadline)
-            except GatewayError as exc:
-                raise _tagged(exc, target) from None
-            if not isinstance(outcome, GatewayError):
-                return outcome
-            error = _tagged(outcome, target)
+                try:
+                    outcome = await self._try_target(
+                        call, provider, target, held, deadline, alternatives=i < len(usable)
+                    )
+                except GatewayError as exc:
+                    raise _tagged(exc, target) from None
+                if not isinstance(outcome, GatewayError):
+                    resources.push_async_exit(held.pop_all())
+                    return outcome
+                error = _tagged(outcome, target)
         raise error
+
+    @staticmethod
+    def _configured(provider: HTTPProvider) -> bool:
+        return bool(provider.config.keys) or not provider.config.requires_key
+
+    async def _occupy(self, provider: str, held: AsyncExitStack) -> None:
+        """Count the attempt in flight and take a slot of the provider (Overloaded)."""
+        self._in_flight[provider] += 1
+        held.callback(self._in_flight.subtract, (provider,))
+        slots = self._provider_slots.get(provider)
+        if slots is not None:
+            await _hold(slots, self.config.queue_timeout, held)
 
     async def _try_target(
         self,
         call: Call,
         provider: HTTPProvider,
         target: Target,
-        resources: AsyncExitStack,
+        held: AsyncExitStack,
         deadline: float,
+        *,
+        alternatives: bool,
     ) -> JSONReply | StreamReply | GatewayError:
-        """A reply, or the error to fail over with; raises errors not worth a failover."""
+        """A reply, or the error to fail over with; raises errors not worth a failover.
+
+        ``alternatives``: the request has another target after this one.
+        """
         health = self.health[provider.name]
         retry = 0
-        error: GatewayError
+        error: GatewayError | None = None
+        refused: set[str | None] = set()  # keys this target answered 401/403/429 to
         failure: Failure
         while True:
             now = trio.current_time()
-            if not health.allows(now):
+            try:  # the key first: a half-open breaker's probe is not wasted on no key
+                key = health.acquire_key(now, alternatives=alternatives)
+                health.pass_breaker(now)
+            except BreakerOpen as closed:
                 self._on_attempt(provider.name, "skipped_breaker")
-                return UpstreamUnavailable()
-            try:
-                key = health.acquire_key(now)
+                return error or CircuitOpen(provider.name, closed.retry_after)
             except KeysCooling as cooling:
                 self._on_attempt(provider.name, "skipped_keys")
-                return _all_keys_cooling(provider.name, cooling.retry_after)
+                return error or KeysRateLimited(provider.name, cooling.retry_after)
+            if error is not None and key in refused:  # rested already ("retry after 0")
+                return error
             try:
                 reply = await attempt(
-                    call, provider, target, key, config=self.config, resources=resources
+                    call, provider, target, key, config=self.config, resources=held
                 )
             except (UpstreamUnavailable, UpstreamTimeout) as exc:
                 failure, error = Failure(None), exc
                 health.record_failure(trio.current_time())
                 self._on_attempt(provider.name, "timeout" if exc.status == 504 else "unavailable")
             except UpstreamHTTPError as exc:
-                failure, error = self._key_failure(health, key, exc), exc
+                failure, error = Failure(exc.status, exc.wait), exc
+                health.record_answer(key, exc.status, exc.wait, trio.current_time())
+                if exc.status in KEY_STATUSES:
+                    refused.add(key)
                 self._on_attempt(provider.name, f"http_{exc.status}")
             else:
-                health.record_success()
+                health.record_answer(key, 200, None, trio.current_time())
                 self._on_attempt(provider.name, "ok")
                 return reply
             retry += 1
-            key_available = health.has_key(trio.current_time())
-            if failure.status == 429 and not key_available:
-                continue  # answered as "every key cooling", with the soonest recovery
             decision = self.policy.decide(
                 failure,
                 retry=retry,
                 remaining=deadline - trio.current_time(),
-                key_available=key_available,
+                key_available=health.has_key(trio.current_time()),
                 rng=self._rng,
             )
             if decision.action is Action.GIVE_UP:
@@ -200,17 +230,6 @@ class Gateway:
                 return error
             log.info("provider %s: retry %d in %.2fs", provider.name, retry, decision.delay)
             await trio.sleep(decision.delay)
-
-    @staticmethod
-    def _key_failure(health: ProviderHealth, key: str | None, exc: UpstreamHTTPError) -> Failure:
-        failure = Failure(exc.status, parse_retry_after(exc.headers, time.time()))
-        now = trio.current_time()
-        health.record_success()  # it answered: the provider is up
-        if exc.status == 429:
-            health.cool_key(key, failure.retry_after, now)
-        elif exc.status in (401, 403):
-            health.disable_key(key, now)
-        return failure
 
     def provider_health(self) -> dict[str, dict[str, object]]:
         """Per provider: keys available and cooling (masked), breaker, in-flight."""
@@ -227,20 +246,11 @@ def _tagged(error: GatewayError, target: Target) -> GatewayError:
     return error
 
 
-def _all_keys_cooling(provider: str, retry_after: float) -> UpstreamHTTPError:
-    seconds = max(1, math.ceil(retry_after))
-    return UpstreamHTTPError(
-        429,
-        f"Every key of provider '{provider}' is rate limited; retry after {seconds}s",
-        headers={"retry-after": str(seconds)},
-    )
-
-
-async def _hold(limiter: trio.CapacityLimiter, patience: float, resources: AsyncExitStack) -> None:
-    """Take a slot of ``limiter`` until ``resources`` closes; Overloaded after ``patience``."""
+async def _hold(limiter: trio.CapacityLimiter, patience: float, holder: AsyncExitStack) -> None:
+    """Take a slot of ``limiter`` until ``holder`` closes; Overloaded after ``patience``."""
     token = object()
     with trio.move_on_after(patience):
         await limiter.acquire_on_behalf_of(token)
-        resources.callback(limiter.release_on_behalf_of, token)
+        holder.callback(limiter.release_on_behalf_of, token)
         return
     raise Overloaded(headers={"retry-after": "1"})

@@ -4,7 +4,9 @@
 ``timestamp`` (UTC, ISO 8601), ``level``, ``logger``, ``message``,
 ``request_id`` (when logged while serving a request) and the record's extra
 fields (the access log passes ``method``, ``path``, ``status``, ``model``,
-``target``, ``key`` and ``duration_ms``), for log shippers.
+``target``, ``key`` and ``duration_ms``), for log shippers.  A worker of
+``minillm serve --workers N`` also names its process: ``name[pid]`` in text
+lines, ``pid`` in JSON objects.
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ class RequestIdFilter(logging.Filter):
 
 
 class JSONFormatter(logging.Formatter):
-    """One JSON object per record."""
+    """One JSON object per record (with the process id when ``pid``)."""
+
+    def __init__(self, *, pid: bool = False) -> None:
+        super().__init__()
+        self.pid = pid
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -49,6 +55,8 @@ class JSONFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None),
         }
+        if self.pid:
+            out["pid"] = record.process
         for name, value in vars(record).items():
             if name not in _STANDARD:
                 out[name] = value
@@ -57,14 +65,29 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
-def setup_logging(level: str, fmt: str = "text") -> None:
-    """Configure the root logger on stderr, as text lines or JSON objects."""
+class _PrintedElsewhere(logging.Filter):
+    """Drops the records of Hypercorn's loggers that have a handler of their own (the
+    ``hypercorn`` command gives ``hypercorn.error`` one): they are printed already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name.startswith("hypercorn.") and logging.getLogger(record.name).handlers
+        )
+
+
+def setup_logging(level: str, fmt: str = "text", *, pid: bool = False) -> None:
+    """Configure the root logger on stderr, as text lines or JSON objects.
+
+    ``pid`` adds the process id to every record (the workers of one server).
+    """
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_PrintedElsewhere())
     handler.addFilter(RequestIdFilter())
     if fmt == "json":
-        handler.setFormatter(JSONFormatter())
+        handler.setFormatter(JSONFormatter(pid=pid))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        name = "%(name)s[%(process)d]" if pid else "%(name)s"
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {name}: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

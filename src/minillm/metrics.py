@@ -1,10 +1,11 @@
 """Prometheus metrics, one registry per app (never the global default one).
 
-Served by ``GET /metrics`` in the Prometheus text format.  Each Hypercorn
-worker process has its own registry, so with ``--workers N`` a scrape sees
-one worker.  Set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory, before
-start) to aggregate all workers: prometheus-client then keeps the values in
-files there and ``/metrics`` reads them all (see ``docs/team.md``).
+Served by ``GET /metrics`` in the Prometheus text format.  Each worker
+process has its own registry.  With ``PROMETHEUS_MULTIPROC_DIR`` set (an
+empty directory, before the workers start) prometheus-client keeps the
+values in files there and ``/metrics`` adds up every worker's:
+``minillm serve --workers N`` sets it up by itself; for ``hypercorn
+--workers N`` see ``docs/team.md``.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class Metrics:
         )
         self.usage_dropped = Counter(
             "minillm_usage_records_dropped",
-            "Usage records dropped because the writer queue was full",
+            "Usage records dropped: the writer queue was full or the database failed",
             registry=reg,
         )
 

@@ -35,7 +35,8 @@ class BucketStore(Protocol):
         ...
 
     async def charge(self, bucket: str, amount: float, per_minute: int) -> None:
-        """Take ``amount`` unconditionally (the level may go below zero)."""
+        """Take ``amount`` unconditionally (the level may go below zero; a negative
+        ``amount`` gives back, up to the bucket's size)."""
         ...
 
 
@@ -83,6 +84,11 @@ class RateLimiter:
             raise RateLimited(
                 headers={"retry-after": str(seconds), "retry-after-ms": str(math.ceil(wait * 1000))}
             )
+
+    async def refund(self, key: GatewayKey) -> None:
+        """Give back the request unit :meth:`admit` took (a request refused before any work)."""
+        if key.rpm is not None:
+            await self.store.charge(f"{key.name}\0rpm", -1, key.rpm)
 
     async def charge(self, key: GatewayKey, tokens: int) -> None:
         """Charge the tokens a finished request used to the key's tpm bucket."""

@@ -39,7 +39,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from minillm._child import Child, GatewayStartError, is_healthy, spawn
-from minillm.config import Config, ConfigError
+from minillm._settings import parse_port
+from minillm.config import DEFAULT_PORT, Config
 
 if TYPE_CHECKING:
     import anthropic
@@ -55,7 +56,6 @@ __all__ = [
     "start",
 ]
 
-DEFAULT_PORT = 3333
 _PLACEHOLDER_KEY = "minillm"  # the gateway holds the provider keys; SDKs insist on one
 _CLIENTS_HINT = "the official SDK clients are an optional extra: pip install 'minillm[clients]'"
 
@@ -225,7 +225,9 @@ class _Registry:
         self._gateways: dict[tuple[str, int], GatewayProcess] = {}
         self._atexit = False
 
-    def start(self, host: str, port: int, env: Mapping[str, str], timeout: float) -> GatewayProcess:
+    def start(
+        self, host: str, port: int, env: Mapping[str, str], timeout: float, *, movable: bool
+    ) -> GatewayProcess:
         key = (host, port)
         with self._lock:
             known = self._gateways.get(key)
@@ -235,7 +237,7 @@ class _Registry:
             if port and is_healthy(url, timeout=1.0):
                 gateway = GatewayProcess(url, None, key)
             else:
-                child, url = spawn(host, port, env, timeout)
+                child, url = spawn(host, None if movable else port, env, timeout)
                 gateway = GatewayProcess(url, child, key)
                 if not self._atexit:
                     atexit.register(self.at_exit)
@@ -270,25 +272,19 @@ def start(
     """Start the gateway in a background process (or reuse one) and wait until
     ``/health`` answers.
 
-    ``port`` defaults to ``MINI_LLM_PORT`` or 3333; if that port is taken by
-    something other than minillm, the gateway takes one of the next ports
-    (see ``url``).  ``env`` is merged over ``os.environ`` for the child (its
-    values win), e.g. ``{"OPENAI_API_KEY": ...}``; it is ignored when an
-    already running gateway is returned.  Raises :class:`GatewayStartError`,
+    ``port`` defaults to ``MINI_LLM_PORT`` or 3333; if the default 3333 is
+    taken by something other than minillm, the gateway takes one of the next
+    ports (see ``url``), while a port that was asked for (``port`` or
+    ``MINI_LLM_PORT``) and is taken fails the start.  ``env`` is merged over
+    ``os.environ`` for the child (its values win), e.g.
+    ``{"OPENAI_API_KEY": ...}``; it is ignored when an already running gateway
+    is returned.  Raises :class:`GatewayStartError`,
     with the child's stderr, when the gateway exits early or is not ready
     within ``timeout`` seconds; :class:`~minillm.config.ConfigError` for a bad
     ``MINI_LLM_PORT``.
     """
     merged = {**os.environ, **(env or {})}
+    movable = port is None and not merged.get("MINI_LLM_PORT")
     if port is None:
-        port = _default_port(merged)
-    return _REGISTRY.start(host, port, merged, timeout)
-
-
-def _default_port(env: Mapping[str, str]) -> int:
-    raw = env.get("MINI_LLM_PORT", "")
-    if not raw:
-        return DEFAULT_PORT
-    if not raw.isdigit() or int(raw) > 65535:
-        raise ConfigError(f"MINI_LLM_PORT: expected a port number 0-65535, got {raw!r}")
-    return int(raw)
+        port = parse_port("MINI_LLM_PORT", merged.get("MINI_LLM_PORT") or DEFAULT_PORT)
+    return _REGISTRY.start(host, port, merged, timeout, movable=movable)

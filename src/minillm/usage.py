@@ -1,28 +1,27 @@
-"""Usage records: one row per finished request, written to SQLite off the request path.
+"""Usage records: one row per finished request, written off the request path.
 
 Requests hand a :class:`UsageRecord` to :meth:`UsageWriter.submit`, which
 never blocks: it puts the record in a bounded channel, or drops and counts it
 when the channel is full.  One writer task takes records in batches and
-commits each batch in a worker thread (WAL mode, so readers such as
-``minillm usage`` never block it).  :meth:`UsageWriter.aclose` flushes what is
-left on graceful shutdown.  Several gateway processes may share one file.
+commits each batch in a worker thread, to SQLite or PostgreSQL (see
+:mod:`minillm.usage_db`).  :meth:`UsageWriter.aclose` flushes what is left on
+graceful shutdown.  Several gateway processes may share one database.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
-import orjson
 import trio
 
-__all__ = ["GroupBy", "UsageRecord", "UsageWriter", "connect", "summarize"]
+from minillm.usage_db import SummaryRow, UsageRecord, UsageStore, UsageStoreError, open_store
+
+__all__ = ["GroupBy", "UsageRecord", "UsageWriter", "summarize"]
 
 log = logging.getLogger("minillm.usage")
 
@@ -31,68 +30,22 @@ FLUSH_INTERVAL = 0.5  # seconds a record may wait to be batched with others
 GroupBy = Literal["key", "model", "provider"]
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRecord:
-    """One finished request (column order of the ``requests`` table)."""
-
-    ts: float  # unix seconds at the start of the request
-    request_id: str
-    key: str | None
-    client_format: str
-    endpoint: str
-    provider: str | None
-    model_asked: str | None
-    model_served: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    cache_read_tokens: int | None
-    cache_write_tokens: int | None
-    status: int
-    latency_ms: float
-    ttfb_ms: float | None
-    cost: float | None
-
-
-_TYPES = {"ts": "REAL NOT NULL", "status": "INTEGER NOT NULL", "latency_ms": "REAL NOT NULL"}
-_COLUMNS = [f.name for f in fields(UsageRecord)]
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS requests ("
-    + ", ".join(f"{c} {_TYPES.get(c, '')}".strip() for c in _COLUMNS)
-    + ");\nCREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);"
-)
-_INSERT = (
-    f"INSERT INTO requests ({', '.join(_COLUMNS)}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_COLUMNS)))
-    + " FROM json_each(?)"
-)
-
-
-def connect(path: str | Path) -> sqlite3.Connection:
-    """Open (creating) the usage database in WAL mode."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False, timeout=10.0)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(_SCHEMA)
-    return db
-
-
 class UsageWriter:
     """The bounded channel and the one writer task that drains it."""
 
     def __init__(
         self,
-        path: str | Path,
+        target: str | Path,
         *,
         capacity: int = CHANNEL_SIZE,
-        on_drop: Callable[[], None] | None = None,
+        on_drop: Callable[[int], object] | None = None,
     ) -> None:
-        self.path = Path(path)
+        self.target = target  # a SQLite path or a postgresql:// URL
         self.dropped = 0
         self.written = 0
         self._on_drop = on_drop
         self._send, self._recv = trio.open_memory_channel[UsageRecord](capacity)
-        self._db: sqlite3.Connection | None = None
+        self._store: UsageStore | None = None
         self._batch: list[UsageRecord] = []
         self._done = trio.Event()
         self._running = False
@@ -102,12 +55,17 @@ class UsageWriter:
         try:
             self._send.send_nowait(record)
         except (trio.WouldBlock, trio.ClosedResourceError):
-            self.dropped += 1
-            if self._on_drop is not None:
-                self._on_drop()
+            self._dropped(1)
 
-    async def open(self) -> None:
-        self._db = await trio.to_thread.run_sync(connect, self.path)
+    def _dropped(self, n: int) -> None:
+        self.dropped += n
+        if self._on_drop is not None:
+            self._on_drop(n)
+
+    async def open(self) -> UsageStore:
+        """Open the database (raises :class:`UsageStoreError`); the store is returned."""
+        self._store = await trio.to_thread.run_sync(open_store, self.target)
+        return self._store
 
     async def run(self) -> None:
         """The writer task: commit batches until the channel is closed."""
@@ -142,28 +100,23 @@ class UsageWriter:
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
             await self._commit()
-            if self._db is not None:
-                await trio.to_thread.run_sync(self._db.close)
-                self._db = None
+            if self._store is not None:
+                store, self._store = self._store, None
+                try:
+                    await trio.to_thread.run_sync(store.close)
+                except UsageStoreError as exc:
+                    log.warning("usage: %s", exc)
 
     async def _commit(self) -> None:
         batch, self._batch = self._batch, []
-        if not batch or self._db is None:
+        if not batch or self._store is None:
             return
         try:
-            await trio.to_thread.run_sync(_write, self._db, batch)
+            await trio.to_thread.run_sync(self._store.write, batch)
             self.written += len(batch)
-        except sqlite3.Error as exc:
-            self.dropped += len(batch)
-            log.error("usage: could not write %d records to %s: %s", len(batch), self.path, exc)
-
-
-def _write(db: sqlite3.Connection, batch: Sequence[UsageRecord]) -> None:
-    # One statement over a JSON array: SQLite inserts the whole batch while this
-    # thread has released the GIL, instead of taking it back for every row.
-    rows = orjson.dumps([[getattr(r, name) for name in _COLUMNS] for r in batch])
-    with db:
-        db.execute(_INSERT, (rows,))
+        except UsageStoreError as exc:
+            self._dropped(len(batch))
+            log.error("usage: could not write %d records: %s", len(batch), exc)
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -183,7 +136,7 @@ def _percentile(ordered: Sequence[float], q: float) -> float | None:
 
 
 def summarize(
-    db: sqlite3.Connection, *, since: float, by: GroupBy, now: float | None = None
+    store: UsageStore, *, since: float, by: GroupBy, now: float | None = None
 ) -> list[dict[str, object]]:
     """Rows ``{group, requests, errors, input_tokens, output_tokens, cost, p50_ms, p95_ms}``.
 
@@ -191,13 +144,9 @@ def summarize(
     of the group was priced.  Sorted by requests, most first.
     """
     cutoff = (time.time() if now is None else now) - since
-    query = (
-        f"SELECT {_GROUP_SQL[by]}, status, input_tokens, output_tokens, cost, latency_ms"
-        " FROM requests WHERE ts >= ?"
-    )
-    groups: dict[str, list[tuple[int, int | None, int | None, float | None, float]]] = {}
-    for group, *rest in db.execute(query, (cutoff,)):
-        groups.setdefault(group, []).append(tuple(rest))
+    groups: dict[str, list[SummaryRow]] = {}
+    for row in store.select(_GROUP_SQL[by], cutoff):
+        groups.setdefault(row[0], []).append(row)
     return sorted((_row(g, rows) for g, rows in groups.items()), key=_order)
 
 
@@ -205,19 +154,17 @@ def _order(row: dict[str, object]) -> tuple[int, str]:
     return (-int(str(row["requests"])), str(row["group"]))
 
 
-def _row(
-    group: str, rows: Iterable[tuple[int, int | None, int | None, float | None, float]]
-) -> dict[str, object]:
+def _row(group: str, rows: Iterable[SummaryRow]) -> dict[str, object]:
     rows = list(rows)
-    costs = [r[3] for r in rows if r[3] is not None]
-    latencies = sorted(r[4] for r in rows)
+    costs = [r[4] for r in rows if r[4] is not None]
+    latencies = sorted(r[5] for r in rows)
     p50, p95 = _percentile(latencies, 0.5), _percentile(latencies, 0.95)
     return {
         "group": group,
         "requests": len(rows),
-        "errors": sum(1 for r in rows if not 200 <= r[0] < 400),
-        "input_tokens": sum(r[1] or 0 for r in rows),
-        "output_tokens": sum(r[2] or 0 for r in rows),
+        "errors": sum(1 for r in rows if not 200 <= r[1] < 400),
+        "input_tokens": sum(r[2] or 0 for r in rows),
+        "output_tokens": sum(r[3] or 0 for r in rows),
         "cost": round(sum(costs), 6) if costs else None,
         "p50_ms": None if p50 is None else round(p50, 1),
         "p95_ms": None if p95 is None else round(p95, 1),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,6 +19,7 @@ import orjson
 
 from minillm.config import Config
 from minillm.usage import GroupBy, summarize
+from minillm.usage_db import UsageStoreError, is_postgres_url, open_store
 
 __all__ = ["add_usage_command", "parse_since", "render_table", "run_usage"]
 
@@ -44,24 +44,32 @@ def add_usage_command(subparsers: Any) -> None:
     )
     usage.add_argument("--by", choices=["key", "model", "provider"], default="key")
     usage.add_argument("--json", action="store_true", help="print a JSON array of rows")
-    usage.add_argument("--db", metavar="FILE", help="usage database (env MINI_LLM_USAGE_DB)")
+    usage.add_argument("--db", metavar="FILE|URL", help="usage database (env MINI_LLM_USAGE_DB)")
     usage.add_argument("--config", metavar="FILE", help="TOML config file (env MINI_LLM_CONFIG)")
     usage.set_defaults(run=run_usage)
 
 
 def run_usage(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """The ``usage`` command; 0 on success, 1 when there is no usage database."""
+    """The ``usage`` command; 0 on success, 1 when the usage database cannot be read."""
     out = out or sys.stdout
-    path = args.db or Config.load(config_file=args.config).usage_db
-    if path is None or not Path(path).is_file():
-        print(f"minillm: no usage database at {path or '(usage is off)'}", file=sys.stderr)
+    target = args.db or Config.load(config_file=args.config).usage_db
+    if target is None:
+        off = "MINI_LLM_USAGE_DB or the config file's usage_db is 'off'"
+        print(f"minillm: usage recording is off ({off}): no usage to report", file=sys.stderr)
         return 1
-    db = sqlite3.connect(path, timeout=10.0)
+    if not (is_postgres_url(target) or Path(target).is_file()):
+        print(f"minillm: no usage database at {target}", file=sys.stderr)
+        return 1
+    by: GroupBy = args.by
     try:
-        by: GroupBy = args.by
-        rows = summarize(db, since=args.since, by=by)
-    finally:
-        db.close()
+        store = open_store(target)
+        try:
+            rows = summarize(store, since=args.since, by=by)
+        finally:
+            store.close()
+    except UsageStoreError as exc:
+        print(f"minillm: cannot read usage: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         out.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

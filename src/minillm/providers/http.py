@@ -27,10 +27,15 @@ __all__ = ["HTTPProvider", "Operation", "body_chunks", "open_providers", "upstre
 
 log = logging.getLogger("minillm.upstream")
 
-Operation = Literal["chat", "embeddings", "models", "count_tokens"]
+Operation = Literal["chat", "responses", "embeddings", "models", "count_tokens"]
 
 _PATHS: Mapping[str, Mapping[str, str]] = {
-    "openai": {"chat": "/chat/completions", "embeddings": "/embeddings", "models": "/models"},
+    "openai": {
+        "chat": "/chat/completions",
+        "responses": "/responses",
+        "embeddings": "/embeddings",
+        "models": "/models",
+    },
     "anthropic": {
         "chat": "/v1/messages",
         "models": "/v1/models",
@@ -157,7 +162,7 @@ def proxy_for(base_url: str) -> str | None:
 def _transport_for(
     provider: ProviderConfig, config: Config, tls: ssl.SSLContext
 ) -> httpx.AsyncBaseTransport:
-    if provider.name == "mock":
+    if provider.is_mock:
         return MockTransport(chunk_delay=config.mock_chunk_delay)
     limits = httpx.Limits(
         max_connections=config.max_connections,

@@ -8,9 +8,7 @@ keys configured and usage off, the per-request work is a few metric updates.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
-from pathlib import Path
 
 import trio
 from quart import Response, request
@@ -19,12 +17,14 @@ from werkzeug.datastructures import Headers
 
 from minillm.auth import Authenticator, is_loopback, presented_key
 from minillm.config import Config
+from minillm.dialects import dialect_of
 from minillm.errors import Forbidden, GatewayError
 from minillm.metrics import CONTENT_TYPE, Metrics
 from minillm.ratelimit import RateLimiter
-from minillm.server.scope import RequestState, client_format, current_request
+from minillm.server.scope import RequestState, current_request
 from minillm.tokens import Tokens, tokens_from_usage, usage_in_json
 from minillm.usage import UsageRecord, UsageWriter
+from minillm.usage_db import UsageStoreError
 
 __all__ = ["Accounting", "install_accounting"]
 
@@ -52,13 +52,13 @@ class Accounting:
             return
         writer = UsageWriter(self._usage_path, on_drop=self.metrics.usage_dropped.inc)
         try:
-            await writer.open()
-        except (OSError, sqlite3.Error) as exc:  # a bad path must not stop serving
-            log.error("usage: cannot open %s (%s); usage is not recorded", self._usage_path, exc)
+            store = await writer.open()
+        except UsageStoreError as exc:  # a bad path must not stop serving
+            log.error("usage: cannot open %s; usage is not recorded", exc)
             return
         nursery.start_soon(writer.run)
         self.usage = writer
-        log.info("usage: recording to %s", Path(self._usage_path))
+        log.info("usage: recording to %s", store.where)
 
     async def aclose(self) -> None:
         """Flush the usage records still queued (graceful shutdown)."""
@@ -84,12 +84,15 @@ class Accounting:
             state.rejection = "auth" if state.key is None else "rate_limit"
             raise
 
-    def check_model(self, state: RequestState, model: object) -> None:
-        """403 when the request's key may not use ``model``."""
+    async def check_model(self, state: RequestState, model: object) -> None:
+        """403 when the request's key may not use ``model``; the refused request
+        gives back the ``rpm`` unit it took on the way in."""
         key = state.key
         if key is not None and key.models and not key.allows(str(model)):
             state.rejection = "auth"
             log.info("key %s may not use model %r", key.name, str(model)[:100])
+            if self.limiter is not None:
+                await self.limiter.refund(key)
             raise Forbidden(f"This key may not use model '{str(model)[:100]}'")
 
     # -- on the way out --------------------------------------------------------------------
@@ -100,7 +103,9 @@ class Accounting:
         """Metrics, usage record and token charge of a finished API request."""
         tokens = _tokens(state)
         m = self.metrics
-        provider, model = state.provider or "", m.model_label(state.model_served or "")
+        # a request that reached a target and failed counts under the model it asked for
+        asked = state.model if state.target != "-" else ""
+        provider, model = state.provider or "", m.model_label(state.model_served or asked)
         status = state.status or 499  # cancelled before any response: client went away
         m.requests.labels(endpoint, provider, model, str(status)).inc()
         m.duration.labels(endpoint, provider).observe(elapsed)
@@ -152,7 +157,7 @@ class Accounting:
             ts=wall,
             request_id=state.request_id,
             key=state.key.name if state.key is not None else None,
-            client_format=client_format(path),
+            client_format=dialect_of(path).name,
             endpoint=endpoint,
             provider=state.provider,
             model_asked=asked,

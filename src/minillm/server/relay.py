@@ -11,6 +11,10 @@ covers that writing too.  Cancellation therefore reaches both sides:
 * the pump cancels the whole relay when the client stops reading for
   ``idle_timeout`` seconds, so a stalled reader never pins an upstream.
 
+A stream that ends with an error event (its own, or the upstream's) is
+reported to ``on_error``, so that it is counted as failed although its HTTP
+status was 200.
+
 The channel holds at most :data:`CHANNEL_SIZE` chunks: a slow client slows the
 upstream reads (backpressure) and memory per stream stays bounded.
 """
@@ -18,6 +22,7 @@ upstream reads (backpressure) and memory per stream stays bounded.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import aclosing
 from types import TracebackType
 from typing import Self
@@ -27,9 +32,9 @@ import trio
 from quart.wrappers.response import ResponseBody
 
 from minillm.attempt import StreamReply
-from minillm.errors import GatewayError, UpstreamTimeout, WireFormat
+from minillm.dialects import Dialect
+from minillm.errors import GatewayError, UpstreamTimeout
 from minillm.providers.http import upstream_errors
-from minillm.translate.streams import stream_error
 
 __all__ = ["CHANNEL_SIZE", "RelayBody", "StreamRegistry"]
 
@@ -69,16 +74,17 @@ class RelayBody(ResponseBody):
     def __init__(
         self,
         reply: StreamReply,
-        client_format: WireFormat,
+        dialect: Dialect,
         *,
         idle_timeout: float,
         streams: StreamRegistry | None = None,
+        on_error: Callable[[GatewayError], None] = lambda exc: None,
     ) -> None:
         self._response = reply.response
         self._chunks = reply.chunks
         self._first = reply.first
         self._translator = reply.translator
-        self._format = client_format
+        self._stream_error = dialect.stream_error
         self._provider = reply.target.provider
         self._idle = idle_timeout
         self._send, self._recv = trio.open_memory_channel[bytes](CHANNEL_SIZE)
@@ -88,6 +94,7 @@ class RelayBody(ResponseBody):
         self._streams = streams
         self._relaying = trio.CancelScope()
         self._ending: GatewayError | None = None
+        self._on_error = on_error
         self.client_stalled = False
 
     def end(self, reason: GatewayError) -> None:
@@ -145,12 +152,14 @@ class RelayBody(ResponseBody):
                 with self._relaying:
                     await self._relay()
                 if self._ending is not None:
-                    await self._deliver_last(stream_error(self._format, self._ending))
+                    await self._fail(self._ending)
+                elif self._translator.error is not None:  # already sent by the translator
+                    self._on_error(self._translator.error)
             except GatewayError as exc:
-                await self._deliver_last(stream_error(self._format, exc))
+                await self._fail(exc)
             except Exception:
                 log.exception("stream relay failed")
-                await self._deliver_last(stream_error(self._format, GatewayError()))
+                await self._fail(GatewayError())
 
     async def _relay(self) -> None:
         """Read, translate, queue; one deadline, pushed forward as the stream moves.
@@ -202,10 +211,11 @@ class RelayBody(ResponseBody):
             await self._send.send(out)
             self._waiting_on_client = False
 
-    async def _deliver_last(self, data: bytes) -> None:
-        """Queue the final (error) event, unless the client is not reading."""
+    async def _fail(self, exc: GatewayError) -> None:
+        """End the stream with ``exc`` as its error event, unless the client is not reading."""
+        self._on_error(exc)
         with trio.move_on_after(self._idle):
-            await self._send.send(data)
+            await self._send.send(self._stream_error(exc))
 
 
 async def _close(response: httpx.Response) -> None:

@@ -83,8 +83,10 @@ def hypercorn_config(config: Config, sock: socket.socket) -> HypercornConfig:
     hc = HypercornConfig()
     # Several listeners on duplicates of the one socket (Hypercorn owns and closes
     # them): each accept loop takes one connection per scheduler pass, so a wave of
-    # a thousand new clients would otherwise wait seconds in the accept queue.
-    hc.bind = [f"fd://{os.dup(sock.fileno())}" for _ in range(ACCEPTORS)]
+    # a thousand new clients would otherwise wait seconds in the accept queue.  Not
+    # with several workers on the socket: the first one awake would take a whole wave.
+    acceptors = ACCEPTORS if config.workers == 1 else 1
+    hc.bind = [f"fd://{os.dup(sock.fileno())}" for _ in range(acceptors)]
     hc.logger_class = _HypercornLog
     hc.graceful_timeout = config.shutdown_grace
     hc.keep_alive_timeout = 75

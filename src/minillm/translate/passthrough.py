@@ -4,9 +4,11 @@ No parsing on the hot path: bytes are forwarded up to the last event
 boundary (a blank line) seen so far and the partial tail is held back, so
 that an error event appended after an upstream failure never lands in the
 middle of an event.  Only events containing ``"usage"`` are decoded, to pick
-up the token counts; with ``drop_usage_chunk`` the OpenAI usage-only chunk
-(``"choices": []``), which the gateway asked for on the client's behalf, is
-not forwarded.
+up the token counts (a Responses stream has them in ``response.completed``);
+with ``drop_usage_chunk`` the OpenAI usage-only chunk (``"choices": []``),
+which the gateway asked for on the client's behalf, is not forwarded.  An
+upstream error event (Anthropic ``event: error``, OpenAI ``data: {"error": ...}``)
+is forwarded as it is and kept as ``.error``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import re
 
 import orjson
 
-from minillm.errors import UpstreamProtocolError
+from minillm.errors import UpstreamHTTPError, UpstreamProtocolError
 from minillm.tokens import Tokens, tokens_from_usage
+from minillm.translate.upstream_errors import stream_upstream_error
 
 __all__ = ["PassthroughStream"]
 
@@ -25,6 +28,7 @@ _EVENT_SPLIT = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
 _DATA_LINE = re.compile(rb"^data:[ ]?(.*)$", re.MULTILINE)
 # A usage *object*: OpenAI sends ``"usage":null`` in every chunk once usage is asked for.
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
+_ERROR_EVENT = re.compile(rb'^(?:event:[ ]?error\s|data:[ ]?\{\s*"error"\s*:)', re.MULTILINE)
 
 
 class PassthroughStream:
@@ -37,6 +41,8 @@ class PassthroughStream:
         self.tokens = Tokens()
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self.error: UpstreamHTTPError | None = None
+        """The upstream error event the stream carried, if any."""
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._pending + chunk if self._pending else chunk
@@ -51,15 +57,21 @@ class PassthroughStream:
             self._pending = data
             return b""
         self._pending = data[end:]
-        out = data[:end]
-        return self._usage(out) if _USAGE.search(out) else out
+        return self._inspect(data[:end])
 
     def close(self) -> bytes:
         """Flush a final event the upstream did not terminate with a blank line."""
         tail, self._pending = self._pending, b""
         if not tail.strip():
             return b""
-        out = tail + b"\n\n"
+        return self._inspect(tail + b"\n\n")
+
+    def _inspect(self, out: bytes) -> bytes:
+        """Whole events on their way out: note an error event, record (maybe drop) usage."""
+        if b"error" in out and (found := _ERROR_EVENT.search(out)) and self.error is None:
+            payload = _payload(out[found.start() :])
+            anthropic = isinstance(payload, dict) and payload.get("type") == "error"
+            self.error = stream_upstream_error("anthropic" if anthropic else "openai", payload)
         return self._usage(out) if _USAGE.search(out) else out
 
     def _usage(self, data: bytes) -> bytes:
@@ -75,16 +87,22 @@ class PassthroughStream:
 
     def _record(self, event: bytes) -> bool:
         """Take the event's usage; True when the event is to be dropped."""
-        match = _DATA_LINE.search(event)
-        try:
-            payload = orjson.loads(match.group(1)) if match else None
-        except orjson.JSONDecodeError:
-            return False
+        payload = _payload(event)
         if not isinstance(payload, dict):
             return False
-        message = payload.get("message")
         usage = payload.get("usage")
-        if usage is None and isinstance(message, dict):  # Anthropic message_start
-            usage = message.get("usage")
+        for wrapper in ("message", "response"):  # Anthropic message_start; Responses events
+            inner = payload.get(wrapper)
+            if usage is None and isinstance(inner, dict):
+                usage = inner.get("usage")
         self.tokens.update(tokens_from_usage(usage))
         return self._drop_usage_chunk and payload.get("choices") == []
+
+
+def _payload(event: bytes) -> object:
+    """The JSON of the first ``data:`` line in ``event`` (None if there is none or it is bad)."""
+    match = _DATA_LINE.search(event)
+    try:
+        return orjson.loads(match.group(1)) if match else None
+    except orjson.JSONDecodeError:
+        return None
