@@ -179,7 +179,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
 
     @app.get("/health/providers")
     async def provider_health() -> Response:
-        return json_response(orjson.dumps({"providers": serving.current().provider_health()}))
+        return json_response(orjson.dumps({"providers": await serving.current().provider_health()}))
 
     _install_error_handlers(app)
     app.asgi_app = RequestScope(app.asgi_app, accounting)  # type: ignore[method-assign]
