@@ -1,0 +1,94 @@
+"""The connection to the shared state (Redis), bounded and never a single point of failure.
+
+Every call through :class:`RedisLink` is bounded (``BOUND`` seconds).  A call
+that fails or times out raises :class:`SharedStateDown`: the caller serves
+with its local state.  The failure is counted, logged once, and Redis is left
+alone for ``BACKOFF`` seconds (calls then fail at once, without I/O); the next
+call after that tries again, and the first that succeeds logs the recovery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import coredis
+import trio
+from coredis.exceptions import RedisError
+from coredis.retry import NoRetryPolicy
+
+__all__ = ["BACKOFF", "BOUND", "RedisLink", "SharedStateDown", "open_redis"]
+
+log = logging.getLogger("minillm.shared")
+
+T = TypeVar("T")
+BOUND = 0.05  # seconds a call to Redis may take before the local state is used
+BACKOFF = 1.0  # seconds Redis is left alone after a failure
+Redis = coredis.Redis[bytes]
+
+
+class SharedStateDown(Exception):
+    """Redis did not answer in time (or is being left alone): use the local state."""
+
+
+class RedisLink:
+    """One client and the prefix of every key; ``on_error`` counts failures."""
+
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str,
+        on_error: Callable[[], None],
+        *,
+        bound: float = BOUND,
+        backoff: float = BACKOFF,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._on_error = on_error
+        self._bound = bound
+        self._backoff = backoff
+        self._down_until: float | None = None
+
+    def key(self, *parts: str) -> str:
+        """``minillm:rl:team-a:rpm``: every key under the prefix."""
+        return self.prefix + ":".join(parts)
+
+    async def call(self, op: Callable[[Redis], Awaitable[T]]) -> T:
+        """``op(client)`` within the bound; :class:`SharedStateDown` when it fails."""
+        if self._down_until is not None and trio.current_time() < self._down_until:
+            raise SharedStateDown
+        try:
+            with trio.fail_after(self._bound):
+                result = await op(self.client)
+        except (RedisError, OSError, trio.TooSlowError) as exc:
+            self._on_error()
+            if self._down_until is None:
+                log.warning(
+                    "shared state: Redis failed (%s); serving with this process's state"
+                    " until it answers again",
+                    type(exc).__name__,
+                )
+            self._down_until = trio.current_time() + self._backoff
+            raise SharedStateDown from exc
+        if self._down_until is not None:
+            log.warning("shared state: Redis answers again")
+            self._down_until = None
+        return result
+
+
+@asynccontextmanager
+async def open_redis(
+    url: str, prefix: str, on_error: Callable[[], None]
+) -> AsyncIterator[RedisLink]:
+    """A :class:`RedisLink` to ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+    Opening does not wait for Redis: an unreachable server is one more
+    failure of the first call.
+    """
+    options: dict[str, Any] = {"retry_policy": NoRetryPolicy(), "connect_timeout": BOUND}
+    client: Redis = coredis.Redis.from_url(url, **options)
+    async with client:
+        yield RedisLink(client, prefix, on_error)
