@@ -37,13 +37,14 @@ class RedisServer:
     def __init__(self, workdir: Path) -> None:
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.socket = workdir / "redis.sock"
         self._workdir = workdir
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self._process = subprocess.Popen(
-            [_binary(), *args, "--dir", str(self._workdir)],
+            [_binary(), *args, "--dir", str(self._workdir), "--unixsocket", str(self.socket)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -57,6 +58,10 @@ class RedisServer:
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError("the Redis server did not start")
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None
 
     def stop(self) -> None:
         if self._process is not None:
@@ -84,5 +89,5 @@ def redis_env(redis_server: RedisServer) -> Iterator[dict[str, str]]:
         "MINI_LLM_REDIS_URL": redis_server.url,
         "MINI_LLM_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}:",
     }
-    if redis_server._process is None:
+    if not redis_server.running:
         redis_server.start()
