@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from minillm.provider_state import BreakerOpen, BreakerSettings, StoredHealth
-from minillm.ratelimit import MemoryBuckets
+from minillm.ratelimit import MemoryBuckets, Take
 from minillm.runtime.redis_link import RedisLink, open_redis
 from minillm.runtime.redis_state import RedisBuckets, RedisCell
 from redis_fixtures import RedisServer
@@ -48,15 +48,18 @@ async def test_the_bucket_script_does_the_memory_arithmetic(link: RedisLink) -> 
     for op, amount, per_minute in OPS:
         bucket = f"team\0{per_minute}"
         if op == "acquire":
-            got = await shared.acquire(bucket, amount, per_minute)
-            assert got == pytest.approx(await local.acquire(bucket, amount, per_minute), abs=0.05)
+            take = [Take(bucket, amount, per_minute)]
+            assert await shared.acquire(take) == pytest.approx(await local.acquire(take), abs=0.05)
         else:
             await shared.charge(bucket, amount, per_minute)
             await local.charge(bucket, amount, per_minute)
-    ttl = await link.client.pttl(link.key("rl", "team", "60"))
+    ttl = await link.client.pttl(link.key("rl", "{team}", "60"))
     assert 70_000 < ttl <= 71_000  # 10 tokens in debt, 60 a minute: full again in 70 s
-    await shared.charge("team\x003", -5, 3)  # given back beyond full: the bucket is gone
-    assert await link.client.exists([link.key("rl", "team", "3")]) == 0
+    for store in (shared, local):  # given back beyond full: the bucket is gone
+        await store.charge("team\x003", -5, 3)
+    assert await link.client.exists([link.key("rl", "{team}", "3")]) == 0
+    both = [Take("team\x003", 1, 3), Take("team\x0060", 0, 60)]  # all or nothing
+    assert await shared.acquire(both) == pytest.approx(await local.acquire(both), abs=0.05)
 
 
 async def test_health_is_one_state_with_one_probe_for_the_fleet(link: RedisLink) -> None:
@@ -89,7 +92,7 @@ async def test_health_is_one_state_with_one_probe_for_the_fleet(link: RedisLink)
 
 async def test_a_unix_socket_url(redis_server: RedisServer) -> None:
     async with open_redis(f"unix://{redis_server.socket}", "t:", lambda: None) as link:
-        assert await RedisBuckets(link).acquire(f"u{uuid.uuid4().hex}\0rpm", 1, 5) == 0
+        assert await RedisBuckets(link).acquire([Take(f"u{uuid.uuid4().hex}\0rpm", 1, 5)]) == 0
 
 
 async def test_a_server_that_is_gone_is_one_bounded_counted_failure(
@@ -100,6 +103,6 @@ async def test_a_server_that_is_gone_is_one_bounded_counted_failure(
         buckets = RedisBuckets(link)
         with caplog.at_level(logging.WARNING, "minillm.shared"), trio.fail_after(1):
             for _ in range(5):  # served by the local bucket; Redis is left alone a while
-                assert await buckets.acquire("k\0rpm", 1, 60) == 0
+                assert await buckets.acquire([Take("k\0rpm", 1, 60)]) == 0
     assert len(errors) == 1
     assert [r.getMessage()[:34] for r in caplog.records] == ["shared state: Redis failed (Connec"]

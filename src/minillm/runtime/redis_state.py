@@ -5,8 +5,8 @@ that twin as its fallback: when Redis does not answer in time
 (:class:`~minillm.runtime.redis_link.SharedStateDown`) the request is served
 with this process's state.
 
-- Buckets (``{prefix}rl:{key}:rpm|tpm``): one Lua script per check, the same
-  arithmetic as :class:`~minillm.ratelimit.MemoryBuckets` on Redis's clock.
+- Buckets (``{prefix}rl:{<key>}:rpm|tpm``): one Lua script per check (both
+  buckets), the arithmetic of :class:`~minillm.ratelimit.MemoryBuckets` on Redis's clock.
   A bucket expires when it would be full again (absent means full).
 - Provider health (``{prefix}health:{provider}``): the
   :class:`~minillm.provider_state.HealthState`, changed by the same pure
@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -38,35 +38,41 @@ from minillm.provider_state import (
     Rest,
     StoredHealth,
 )
-from minillm.ratelimit import MemoryBuckets
+from minillm.ratelimit import MemoryBuckets, Take
 from minillm.runtime.redis_link import Redis, RedisLink, SharedStateDown, open_redis
 
 __all__ = ["RedisBuckets", "RedisCell", "RedisSpend", "RedisStores", "open_redis_stores"]
 
 T = TypeVar("T")
 
-_BUCKET = """
+_BUCKETS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local amount, size = tonumber(ARGV[1]), tonumber(ARGV[2])
-local level = size
-local saved = redis.call('HMGET', KEYS[1], 'level', 'at')
-if saved[1] then
-  level = math.min(size, tonumber(saved[1]) + (now - tonumber(saved[2])) * size / 60)
-end
-local wait = 0
-if ARGV[3] == 'acquire' then
+local levels, wait = {}, 0
+for i, key in ipairs(KEYS) do
+  local amount, size = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local level = size
+  local saved = redis.call('HMGET', key, 'level', 'at')
+  if saved[1] then
+    level = math.min(size, tonumber(saved[1]) + (now - tonumber(saved[2])) * size / 60)
+  end
+  levels[i] = level
   local need = math.max(amount, 1e-9)
-  if level >= need then level = level - amount else wait = (need - level) * 60 / size end
-else
-  level = level - amount
+  if ARGV[1] == 'acquire' and level < need then
+    wait = math.max(wait, (need - level) * 60 / size)
+  end
 end
-local full_ms = math.ceil((size - level) * 60000 / size)
-if full_ms <= 0 then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
-  redis.call('PEXPIRE', KEYS[1], full_ms + 1000)
+for i, key in ipairs(KEYS) do
+  local amount, size = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local level = levels[i]
+  if wait == 0 then level = level - amount end
+  local full_ms = math.ceil((size - level) * 60000 / size)
+  if full_ms <= 0 then
+    redis.call('DEL', key)
+  else
+    redis.call('HSET', key, 'level', tostring(level), 'at', tostring(now))
+    redis.call('PEXPIRE', key, full_ms + 1000)
+  end
 end
 return tostring(wait)
 """
@@ -91,26 +97,34 @@ class RedisBuckets:
 
     def __init__(self, link: RedisLink) -> None:
         self._link = link
-        self._script = link.client.register_script(_BUCKET)
+        self._script = link.client.register_script(_BUCKETS)
         self.local = MemoryBuckets()
 
-    async def _run(self, bucket: str, amount: float, per_minute: int, mode: str) -> float:
-        key = self._link.key("rl", bucket.replace("\0", ":"))
+    async def _run(self, mode: str, takes: Sequence[Take]) -> float:
+        keys = [self._key(t.bucket) for t in takes]
+        args: list[str | float] = [mode]
+        for take in takes:
+            args += [take.amount, take.per_minute]
 
         async def op(_: Redis) -> float:
-            return float(await self._script(keys=[key], args=[amount, per_minute, mode]))
+            return float(await self._script(keys=keys, args=args))
 
         return await self._link.call(op)
 
-    async def acquire(self, bucket: str, amount: float, per_minute: int) -> float:
+    def _key(self, bucket: str) -> str:
+        """``minillm:rl:{team}:rpm`` (a key's buckets in one Cluster slot)."""
+        name, _, kind = bucket.rpartition("\0")
+        return self._link.key("rl", f"{{{name}}}", kind)
+
+    async def acquire(self, takes: Sequence[Take]) -> float:
         try:
-            return await self._run(bucket, amount, per_minute, "acquire")
+            return await self._run("acquire", takes)
         except SharedStateDown:
-            return await self.local.acquire(bucket, amount, per_minute)
+            return await self.local.acquire(takes)
 
     async def charge(self, bucket: str, amount: float, per_minute: int) -> None:
         try:
-            await self._run(bucket, amount, per_minute, "charge")
+            await self._run("charge", [Take(bucket, amount, per_minute)])
         except SharedStateDown:
             await self.local.charge(bucket, amount, per_minute)
 
