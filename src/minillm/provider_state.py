@@ -82,6 +82,8 @@ class BreakerSettings:
 
 @dataclass(frozen=True, slots=True)
 class Rest:
+    """A key rests until ``until`` (wall-clock seconds) for ``reason``."""
+
     until: float
     reason: Reason
 
