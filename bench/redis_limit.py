@@ -81,7 +81,7 @@ def _p(times: list[float], q: float) -> float:
 
 async def _run(url: str, n: int) -> float:
     memory = await _times(RateLimiter().store, n)
-    async with open_redis(url, "bench:", lambda: None) as link:
+    async with open_redis(url, "bench:", lambda: None, bound=1.0) as link:
         shared = await _times(RedisBuckets(link), n)
     for name, times in (("in-process", memory), ("redis", shared)):
         print(f"{name:>10}: p50 {_p(times, 0.5):.3f} ms  p99 {_p(times, 0.99):.3f} ms"

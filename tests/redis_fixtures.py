@@ -88,6 +88,7 @@ def redis_env(redis_server: RedisServer) -> Iterator[dict[str, str]]:
     yield {
         "MINI_LLM_REDIS_URL": redis_server.url,
         "MINI_LLM_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}:",
+        "MINI_LLM_REDIS_TIMEOUT": "1",  # a loaded test machine may be slow
     }
     if not redis_server.running:
         redis_server.start()

@@ -17,6 +17,8 @@ from minillm.runtime.redis_link import RedisLink, open_redis
 from minillm.runtime.redis_state import RedisBuckets, RedisCell
 from redis_fixtures import RedisServer
 
+BOUND = 1.0  # a loaded test machine may be slow; outages are tested with the default
+
 
 class FakeClock:
     def __init__(self, now: float = 1_000_000.0) -> None:
@@ -29,7 +31,8 @@ class FakeClock:
 @pytest.fixture
 async def link(redis_server: RedisServer) -> AsyncIterator[RedisLink]:
     errors: list[None] = []
-    async with open_redis(redis_server.url, f"t{uuid.uuid4().hex[:8]}:", errors.append) as link:
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    async with open_redis(redis_server.url, prefix, errors.append, bound=BOUND) as link:
         yield link
     assert not errors
 
@@ -91,7 +94,7 @@ async def test_health_is_one_state_with_one_probe_for_the_fleet(link: RedisLink)
 
 
 async def test_a_unix_socket_url(redis_server: RedisServer) -> None:
-    async with open_redis(f"unix://{redis_server.socket}", "t:", lambda: None) as link:
+    async with open_redis(f"unix://{redis_server.socket}", "t:", lambda: None, bound=BOUND) as link:
         assert await RedisBuckets(link).acquire([Take(f"u{uuid.uuid4().hex}\0rpm", 1, 5)]) == 0
 
 
@@ -99,7 +102,8 @@ async def test_a_server_that_is_gone_is_one_bounded_counted_failure(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     errors: list[None] = []
-    async with open_redis("redis://127.0.0.1:1/0", "t:", lambda: errors.append(None)) as link:
+    gone = "redis://127.0.0.1:1/0"
+    async with open_redis(gone, "t:", lambda: errors.append(None), bound=0.05) as link:
         buckets = RedisBuckets(link)
         with caplog.at_level(logging.WARNING, "minillm.shared"), trio.fail_after(1):
             for _ in range(5):  # served by the local bucket; Redis is left alone a while

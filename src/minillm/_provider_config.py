@@ -15,12 +15,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from minillm._settings import ConfigError, ConfigFile
+from minillm._settings import ConfigError, ConfigFile, parse_scalar
 
 __all__ = ["MOCK_PROVIDERS", "PROVIDER_KEYS", "ProviderConfig", "load_providers", "split_keys"]
 
 ProviderFormat = Literal["openai", "anthropic"]
-PROVIDER_KEYS = ("base_url", "format", "keys", "key_env", "headers", "max_in_flight", "timeout")
+PROVIDER_KEYS = (
+    "base_url",
+    "format",
+    "keys",
+    "key_env",
+    "headers",
+    "max_in_flight",
+    "timeout",
+    "responses",
+)
 MOCK_PROVIDERS: Mapping[str, ProviderFormat] = {"mock": "openai", "mock-anthropic": "anthropic"}
 _DEFAULT_URLS = {
     "openai": "https://api.openai.com/v1",
@@ -28,8 +37,14 @@ _DEFAULT_URLS = {
     "mock": "http://mock.invalid/v1",
     "mock-anthropic": "http://mock.invalid",
 }
-_PROVIDER_ENV = re.compile(r"^MINI_LLM_PROVIDER_([A-Za-z0-9_]+?)_(URL|KEYS?|FORMAT)$")
-_ENV_FIELDS = {"URL": "base_url", "FORMAT": "format", "KEY": "keys", "KEYS": "keys"}
+_PROVIDER_ENV = re.compile(r"^MINI_LLM_PROVIDER_([A-Za-z0-9_]+?)_(URL|KEYS?|FORMAT|RESPONSES)$")
+_ENV_FIELDS = {
+    "URL": "base_url",
+    "FORMAT": "format",
+    "KEY": "keys",
+    "KEYS": "keys",
+    "RESPONSES": "responses",
+}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -49,6 +64,15 @@ class ProviderConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     max_in_flight: int | None = None
     timeout: float | None = None
+    responses: bool = True
+    """An OpenAI-format provider that serves the Responses API (``/responses``): Responses
+    calls pass through.  When false they are translated to Chat Completions."""
+
+    def serves(self, api: str) -> bool:
+        """True when calls of client API ``api`` reach this provider untranslated."""
+        return api == self.format or (
+            api == "responses" and self.format == "openai" and self.responses
+        )
 
     @property
     def is_mock(self) -> bool:
@@ -105,14 +129,19 @@ def load_providers(file: ConfigFile, env: Mapping[str, str]) -> dict[str, Provid
         if (match := _PROVIDER_ENV.match(var)) and value:
             name, what = match.group(1).lower(), _ENV_FIELDS[match.group(2)]
             declared.setdefault(name, var)
-            parsed = split_keys(value) if what == "keys" else value
+            parsed: object = value
+            if what == "keys":
+                parsed = split_keys(value)
+            elif what == "responses":
+                parsed = parse_scalar("bool", var, value)
             specs.set(name, what, value.lower() if what == "format" else parsed, var)
     providers = {
         name: _provider(name, spec, specs.origins[name], declared.get(name, name))
         for name, spec in specs.fields.items()
     }
     for name, fmt in MOCK_PROVIDERS.items():
-        providers[name] = ProviderConfig(name, fmt, _DEFAULT_URLS[name])
+        # the mocks speak Chat Completions and Messages only: Responses calls to them are translated
+        providers[name] = ProviderConfig(name, fmt, _DEFAULT_URLS[name], responses=False)
     return providers
 
 
@@ -154,6 +183,9 @@ def _provider(
         timeout = _positive(spec.get("timeout"), whole=False)
     except ValueError:
         raise fail("timeout", "expected a positive number of seconds") from None
+    responses = spec.get("responses", True)
+    if not isinstance(responses, bool):
+        raise fail("responses", "expected true or false")
     return ProviderConfig(
         name=name,
         format="anthropic" if fmt == "anthropic" else "openai",
@@ -162,6 +194,7 @@ def _provider(
         headers={str(k): str(v) for k, v in headers.items()},
         max_in_flight=None if limit is None else int(limit),
         timeout=timeout,
+        responses=responses,
     )
 
 

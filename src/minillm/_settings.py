@@ -65,6 +65,7 @@ SCALARS: tuple[tuple[str, str, str], ...] = (
     ("MINI_LLM_WORKERS", "workers", "workers"),
     ("MINI_LLM_REDIS_URL", "redis_url", "redis_url"),
     ("MINI_LLM_REDIS_PREFIX", "redis_prefix", "str"),
+    ("MINI_LLM_REDIS_TIMEOUT", "redis_timeout", "seconds"),
 )
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

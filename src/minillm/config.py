@@ -89,6 +89,7 @@ class Config:
     workers: int = 1  # `minillm serve` worker processes on one socket
     redis_url: str | None = None  # shared state of several processes (limits, health, budgets)
     redis_prefix: str = "minillm:"
+    redis_timeout: float = 0.05  # seconds a call to Redis may take before local state is used
 
     @property
     def idle_timeout(self) -> float:

@@ -1,6 +1,6 @@
 """The connection to the shared state (Redis), bounded and never a single point of failure.
 
-Every call through :class:`RedisLink` is bounded (``BOUND`` seconds).  A call
+Every call through :class:`RedisLink` is bounded (``redis_timeout``, 50 ms by default).  A call
 that fails or times out raises :class:`SharedStateDown`: the caller serves
 with its local state.  The failure is counted, logged once, and Redis is left
 alone for ``BACKOFF`` seconds (calls then fail at once, without I/O); the next
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
 import coredis
@@ -19,12 +19,11 @@ import trio
 from coredis.exceptions import RedisError
 from coredis.retry import NoRetryPolicy
 
-__all__ = ["BACKOFF", "BOUND", "RedisLink", "SharedStateDown", "open_redis"]
+__all__ = ["BACKOFF", "RedisLink", "SharedStateDown", "open_redis"]
 
 log = logging.getLogger("minillm.shared")
 
 T = TypeVar("T")
-BOUND = 0.05  # seconds a call to Redis may take before the local state is used
 BACKOFF = 1.0  # seconds Redis is left alone after a failure
 Redis = coredis.Redis[bytes]
 
@@ -42,7 +41,7 @@ class RedisLink:
         prefix: str,
         on_error: Callable[[], None],
         *,
-        bound: float = BOUND,
+        bound: float,
         backoff: float = BACKOFF,
     ) -> None:
         self.client = client
@@ -81,14 +80,17 @@ class RedisLink:
 
 @asynccontextmanager
 async def open_redis(
-    url: str, prefix: str, on_error: Callable[[], None]
+    url: str, prefix: str, on_error: Callable[[], None], *, bound: float
 ) -> AsyncIterator[RedisLink]:
-    """A :class:`RedisLink` to ``url`` (``redis://``, ``rediss://``, ``unix://``).
+    """A :class:`RedisLink` to ``url`` (``redis://``, ``rediss://``, ``unix://``)
+    whose calls take at most ``bound`` seconds.
 
-    Opening does not wait for Redis: an unreachable server is one more
-    failure of the first call.
+    Opening connects (within a second), so that the first request does not pay
+    for it; an unreachable server is left to the first call to report.
     """
-    options: dict[str, Any] = {"retry_policy": NoRetryPolicy(), "connect_timeout": BOUND}
+    options: dict[str, Any] = {"retry_policy": NoRetryPolicy(), "connect_timeout": 1.0}
     client: Redis = coredis.Redis.from_url(url, **options)
     async with client:
-        yield RedisLink(client, prefix, on_error)
+        with trio.move_on_after(1.0), suppress(RedisError, OSError):
+            await client.ping()
+        yield RedisLink(client, prefix, on_error, bound=bound)

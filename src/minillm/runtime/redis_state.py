@@ -30,6 +30,7 @@ from typing import TypeVar
 import orjson
 
 from minillm.budget import MemorySpend, Window
+from minillm.config import Config
 from minillm.provider_state import (
     CLOSED,
     BreakerSettings,
@@ -240,9 +241,12 @@ class RedisSpend:
 
 @asynccontextmanager
 async def open_redis_stores(
-    url: str, prefix: str, on_error: Callable[[], None]
+    config: Config, on_error: Callable[[], None]
 ) -> AsyncIterator[RedisStores]:
-    async with open_redis(url, prefix, on_error) as link:
+    """The stores over a connection to ``config.redis_url``."""
+    assert config.redis_url is not None
+    bound = config.redis_timeout
+    async with open_redis(config.redis_url, config.redis_prefix, on_error, bound=bound) as link:
         yield RedisStores(link)
 
 

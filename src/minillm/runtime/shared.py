@@ -40,5 +40,5 @@ async def open_shared_stores(
         return
     from minillm.runtime.redis_state import open_redis_stores  # noqa: PLC0415 (optional)
 
-    async with open_redis_stores(config.redis_url, config.redis_prefix, on_error) as stores:
+    async with open_redis_stores(config, on_error) as stores:
         yield stores

@@ -32,9 +32,9 @@ import trio
 from quart.wrappers.response import ResponseBody
 
 from minillm.attempt import StreamReply
-from minillm.errors import GatewayError, UpstreamTimeout, WireFormat
+from minillm.dialects import Dialect
+from minillm.errors import GatewayError, UpstreamTimeout
 from minillm.providers.http import upstream_errors
-from minillm.translate.streams import stream_error
 
 __all__ = ["CHANNEL_SIZE", "RelayBody", "StreamRegistry"]
 
@@ -74,7 +74,7 @@ class RelayBody(ResponseBody):
     def __init__(
         self,
         reply: StreamReply,
-        client_format: WireFormat,
+        dialect: Dialect,
         *,
         idle_timeout: float,
         streams: StreamRegistry | None = None,
@@ -84,7 +84,7 @@ class RelayBody(ResponseBody):
         self._chunks = reply.chunks
         self._first = reply.first
         self._translator = reply.translator
-        self._format = client_format
+        self._stream_error = dialect.stream_error
         self._provider = reply.target.provider
         self._idle = idle_timeout
         self._send, self._recv = trio.open_memory_channel[bytes](CHANNEL_SIZE)
@@ -215,7 +215,7 @@ class RelayBody(ResponseBody):
         """End the stream with ``exc`` as its error event, unless the client is not reading."""
         self._on_error(exc)
         with trio.move_on_after(self._idle):
-            await self._send.send(stream_error(self._format, exc))
+            await self._send.send(self._stream_error(exc))
 
 
 async def _close(response: httpx.Response) -> None:
