@@ -42,13 +42,11 @@ def test_keys_rotate_cool_and_recover() -> None:
         "key-b",
         "key-a",
     ]
-    state = after_answer(
-        state, "key-a", 429, None, now=0, settings=settings
-    )  # no hint: the 5 s guess
+    # no hint: the 5 s guess
+    state = after_answer(state, "key-a", 429, None, now=0, settings=settings)
     assert {key_at(state, 1, alternatives=False, start=i) for i in range(4)} == {"key-b"}
-    state = after_answer(
-        state, "key-b", 429, 10, now=1, settings=settings
-    )  # the provider's word: 10 s
+    # the provider's word: 10 s
+    state = after_answer(state, "key-b", 429, 10, now=1, settings=settings)
     with pytest.raises(KeysCooling) as cooling:
         key_at(state, 2, alternatives=True)  # another target is left: go there
     assert cooling.value.retry_after == 3
@@ -64,9 +62,8 @@ def test_a_rest_on_the_providers_word_is_kept() -> None:
     with pytest.raises(KeysCooling) as cooling:
         key_at(state, 1, alternatives=False)  # every key on the provider's word
     assert cooling.value.retry_after == 19
-    assert (
-        after_answer(state, "key-a", 200, None, now=2, settings=settings) == state
-    )  # an older success
+    # an older call's success
+    assert after_answer(state, "key-a", 200, None, now=2, settings=settings) == state
     assert key_at(state, 21, alternatives=False) == "key-a"
 
 
@@ -102,9 +99,8 @@ def test_breaker_opens_then_half_opens_for_one_probe() -> None:
     with pytest.raises(BreakerOpen):
         through(state, 13)
     state = through(state, 22)
-    state = after_answer(
-        state, None, 500, None, now=22, settings=settings
-    )  # any answer: the provider is up
+    # any answer: the provider is up
+    state = after_answer(state, None, 500, None, now=22, settings=settings)
     assert state == HealthState()
 
 

@@ -45,6 +45,8 @@ class Accounting:
         needs_limits = any(k.rpm or k.tpm for k in keys)
         self.limiter = (limiter or RateLimiter()) if needs_limits else None
         self.budgets = Budgets() if any(k.budget_usd for k in keys) else None
+        if self.budgets is not None and not config.prices:
+            log.warning("budgets: no [models.<name>] prices are configured, so nothing is spent")
         self.prices: Mapping[str, tuple[float, float]] = config.prices
         self.usage: UsageWriter | None = None
         self._usage_path = config.usage_db
