@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import coredis
 import httpx
 import trio
 
@@ -40,6 +41,14 @@ async def processes(
         yield [await stack.enter_async_context(serving(env, args)) for _ in range(n)]
 
 
+async def stored_keys(redis_env: dict[str, str]) -> dict[bytes, int]:
+    """Every key under the test's prefix, with its time to live in milliseconds."""
+    client = coredis.Redis.from_url(redis_env["MINI_LLM_REDIS_URL"])
+    async with client:
+        found = [k async for k in client.scan_iter(match=redis_env["MINI_LLM_REDIS_PREFIX"] + "*")]
+        return {key: await client.pttl(key) for key in found}
+
+
 async def post(client: httpx.AsyncClient, url: str) -> httpx.Response:
     return await client.post(f"{url}/v1/chat/completions", json=CHAT, headers=AUTH)
 
@@ -68,6 +77,8 @@ async def test_a_key_cooled_by_one_process_is_skipped_by_the_other(
     sent = [r.headers["authorization"].removeprefix("Bearer ") for r in upstream.requests]
     assert sent == [OPENAI_KEY, other, other, other, other]
     assert health["providers"]["openai"]["keys_cooling"] == ["sk-...0001"]
+    (ttl,) = (await stored_keys(redis_env)).values()  # the provider's health, kept a while
+    assert 30_000 < ttl <= 60_000  # the provider's 30 s, then the breaker cooldown
 
 
 async def test_redis_down_is_served_locally_and_sharing_resumes(
@@ -102,7 +113,8 @@ async def test_a_budget_runs_out_across_two_processes(
     tmp_path: Path, redis_env: dict[str, str]
 ) -> None:
     prices = "[models.gpt-4o-mini]\ninput_per_mtok = 100000\noutput_per_mtok = 100000\n"
-    config = key_config(tmp_path, prices, budget_usd=1.2, budget_period="1d")  # $0.5 a request
+    # $0.5 a request
+    config = key_config(tmp_path, prices, budget_usd=1.2, budget_period="1d", rpm=100, tpm=10**6)
     env = {**redis_env, "MINI_LLM_CONFIG": config, "MINI_LLM_USAGE_DB": "off"}
     async with processes(env) as (one, two), httpx.AsyncClient() as client:
         codes = []
@@ -123,6 +135,10 @@ async def test_a_budget_runs_out_across_two_processes(
     assert int(refused.headers["retry-after"]) <= 86400
     assert anthropic.status_code == 429
     assert anthropic.json()["error"]["type"] == "rate_limit_error"
+    stored = await stored_keys(redis_env)
+    prefix = redis_env["MINI_LLM_REDIS_PREFIX"]
+    assert {k.decode().removeprefix(prefix).split(":")[0] for k in stored} == {"spend", "rl"}
+    assert all(ttl > 0 for ttl in stored.values())  # everything expires
 
 
 async def test_two_workers_with_limits_and_redis_enforce_one_limit(
