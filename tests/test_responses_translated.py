@@ -367,7 +367,7 @@ def test_responses_setting() -> None:
 def test_responses_setting_in_toml(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[providers.x]\nbase_url = "http://127.0.0.1:1/v1"\nresponses = "no"\n')
-    with pytest.raises(ConfigError, match="responses must be true or false"):
+    with pytest.raises(ConfigError, match=r"\[providers.x\] responses: expected true or false"):
         Config.load({}, config_file=path)
 
 

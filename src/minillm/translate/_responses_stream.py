@@ -302,6 +302,8 @@ class ChainedStream:
         self._second = second
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self.error: UpstreamHTTPError | None = None
+        """The upstream's error event, as either translator saw it."""
 
     def feed(self, chunk: bytes) -> bytes:
         """Translate upstream bytes (any chunking); may return ``b""``."""
@@ -315,11 +317,7 @@ class ChainedStream:
         self._count()
         return out
 
-    @property
-    def error(self) -> UpstreamHTTPError | None:
-        """The upstream's error event, as either translator saw it."""
-        return self._first.error or self._second.error
-
     def _count(self) -> None:
         self.input_tokens = self._first.input_tokens
         self.output_tokens = self._first.output_tokens
+        self.error = self._first.error or self._second.error
