@@ -11,6 +11,7 @@ from pathlib import Path
 
 import coredis
 import httpx
+import pytest
 import trio
 
 from gateway_fixtures import OPENAI_KEY, StartGateway, gateway_env
@@ -86,6 +87,7 @@ async def test_redis_down_is_served_locally_and_sharing_resumes(
     redis_env: dict[str, str],
     redis_server: RedisServer,
     start_gateway: StartGateway,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     env = {**redis_env, "MINI_LLM_USAGE_DB": "off"}
     config = key_config(tmp_path, rpm=3)
@@ -107,6 +109,8 @@ async def test_redis_down_is_served_locally_and_sharing_resumes(
         await trio.sleep(1.1)  # the back-off after a failure
         back = [(await post(client, gw)).status_code for gw in (one, two, one, two)]
         assert back == [200, 200, 200, 429]
+    logged = [r.getMessage()[:27] for r in caplog.records if r.name == "minillm.shared"]
+    assert logged == ["shared state: Redis failed ", "shared state: Redis answers"]  # `one` only
 
 
 async def test_a_budget_runs_out_across_two_processes(
