@@ -100,7 +100,13 @@ async def attempt(
     :class:`UpstreamHTTPError` for an error status.
     """
     provider.url_for(call.operation)  # unsupported operations fail before any translation
-    body = upstream_body(call, provider.format, target.model, config.default_max_tokens)
+    body = upstream_body(
+        call,
+        provider.format,
+        target.model,
+        config.default_max_tokens,
+        reasoning=provider.config.is_reasoning(target.model),
+    )
     request = provider.build_request(call.operation, body, call.headers, key)
     response: httpx.Response | None = None
     with upstream_errors(provider.name):
@@ -132,7 +138,9 @@ async def attempt(
     return JSONReply(client_body(call.client_format, provider, answer), target)
 
 
-def upstream_body(call: Call, fmt: WireFormat, model: str, default_max_tokens: int) -> bytes:
+def upstream_body(
+    call: Call, fmt: WireFormat, model: str, default_max_tokens: int, *, reasoning: bool = False
+) -> bytes:
     """The request body for a provider of API ``fmt``, with the target's model."""
     body = call.body
     if call.client_format == fmt:
@@ -145,7 +153,7 @@ def upstream_body(call: Call, fmt: WireFormat, model: str, default_max_tokens: i
         return orjson.dumps(
             openai_to_anthropic_request(body, model=model, default_max_tokens=default_max_tokens)
         )
-    return orjson.dumps(anthropic_to_openai_request(body, model=model))
+    return orjson.dumps(anthropic_to_openai_request(body, model=model, reasoning=reasoning))
 
 
 def client_body(client_format: WireFormat, provider: HTTPProvider, body: bytes) -> bytes:

@@ -8,6 +8,7 @@ so start-up fails with one clear line instead of silently ignoring it.
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import os
 import re
@@ -34,7 +35,10 @@ __all__ = [
 MiB = 1024 * 1024
 ProviderFormat = Literal["openai", "anthropic"]
 BUILTIN_PROVIDERS = ("openai", "anthropic", "mock")
-_PROVIDER_ENV = re.compile(r"^MINI_LLM_PROVIDER_([A-Za-z0-9_]+?)_(URL|KEYS?|FORMAT)$")
+OPENAI_REASONING_MODELS = ("o1*", "o3*", "o4*", "gpt-5*")
+_PROVIDER_ENV = re.compile(
+    r"^MINI_LLM_PROVIDER_([A-Za-z0-9_]+?)_(URL|KEYS?|FORMAT|REASONING_MODELS)$"
+)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -69,6 +73,12 @@ class ProviderConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     max_in_flight: int | None = None
     timeout: float | None = None
+    reasoning_models: tuple[str, ...] = ()
+    """Glob patterns (``o3*``) of the provider's reasoning models."""
+
+    def is_reasoning(self, model: str) -> bool:
+        """Whether ``model`` matches one of :attr:`reasoning_models`."""
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.reasoning_models)
 
     @property
     def requires_key(self) -> bool:
@@ -280,7 +290,11 @@ def _providers(table: object, env: Mapping[str, str]) -> dict[str, ProviderConfi
     if not isinstance(table, Mapping):
         raise ConfigError("providers (config file): expected a table of providers")
     specs: dict[str, dict[str, Any]] = {
-        "openai": {"format": "openai", "base_url": _DEFAULT_URLS["openai"]},
+        "openai": {
+            "format": "openai",
+            "base_url": _DEFAULT_URLS["openai"],
+            "reasoning_models": OPENAI_REASONING_MODELS,
+        },
         "anthropic": {"format": "anthropic", "base_url": _DEFAULT_URLS["anthropic"]},
     }
     for raw_name, spec in table.items():
@@ -308,6 +322,8 @@ def _providers(table: object, env: Mapping[str, str]) -> dict[str, ProviderConfi
             merged["base_url"] = value
         elif what == "FORMAT":
             merged["format"] = value.lower()
+        elif what == "REASONING_MODELS":
+            merged["reasoning_models"] = _split_keys(value)
         else:
             merged["keys"] = _split_keys(value)
     providers = {name: _provider(name, spec) for name, spec in specs.items()}
@@ -345,6 +361,9 @@ def _provider(name: str, spec: Mapping[str, Any]) -> ProviderConfig:
     timeout = spec.get("timeout")
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise ConfigError(f"{where}: timeout must be a positive number of seconds")
+    reasoning = spec.get("reasoning_models", ())
+    if not isinstance(reasoning, Sequence) or not all(isinstance(p, str) for p in reasoning):
+        raise ConfigError(f"{where}: reasoning_models must be a list of model name patterns")
     return ProviderConfig(
         name=name,
         format=fmt,
@@ -353,6 +372,7 @@ def _provider(name: str, spec: Mapping[str, Any]) -> ProviderConfig:
         headers=dict(headers),
         max_in_flight=limit,
         timeout=None if timeout is None else float(timeout),
+        reasoning_models=tuple(reasoning),
     )
 
 
