@@ -2,8 +2,9 @@
 
 Each incoming request is recorded in ``FakeUpstream.requests`` first, then answered by the
 next queued behaviour (``push``), or ``Reply()`` when the queue is empty.  Routes:
-``POST /v1/chat/completions``, ``GET /v1/models``, ``POST /v1/embeddings`` (OpenAI) and
-``POST /v1/messages`` (Anthropic).  Anything else is a 404 and consumes no behaviour.
+``POST /v1/chat/completions``, ``POST /v1/responses`` (see ``upstream_responses``),
+``GET /v1/models``, ``POST /v1/embeddings`` (OpenAI) and ``POST /v1/messages`` (Anthropic).
+Anything else is a 404 and consumes no behaviour.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import hypercorn.config
 import hypercorn.trio
 import orjson
 import trio
+
+from upstream_responses import last_input_text, responses_body, responses_stream
 
 __all__ = [
     "Behaviour",
@@ -136,6 +139,7 @@ class _Call:
 _Plan = tuple[list[bytes], list[bytes], list[bytes], str]  # SSE head, deltas, tail; type
 _ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/chat/completions"): "chat",
+    ("POST", "/v1/responses"): "responses",
     ("POST", "/v1/messages"): "messages",
     ("POST", "/v1/messages/count_tokens"): "count_tokens",
     ("GET", "/v1/models"): "models",
@@ -178,6 +182,8 @@ def error_body(api: Api, status: int) -> dict[str, Any]:
 
 
 def _last_user_text(req: Any) -> str:
+    if isinstance(req, dict) and "input" in req:
+        return last_input_text(req)
     messages = req.get("messages") if isinstance(req, dict) else None
     for msg in reversed(messages if isinstance(messages, list) else []):
         if isinstance(msg, dict) and msg.get("role") == "user":
@@ -402,7 +408,12 @@ class FakeUpstream:
     def _plan(self, call: _Call, reply: Reply, parts: int = 1) -> _Plan:
         """SSE events (head, deltas, tail) and content type; a JSON body is cut in ``parts``."""
         req = call.req
-        if call.route in {"chat", "messages"}:
+        if call.route == "responses":
+            answer = self._answer(req, reply)
+            if req.get("stream") is True:
+                return (*responses_stream(answer, req), _SSE)
+            body = responses_body(answer, req)
+        elif call.route in {"chat", "messages"}:
             answer = self._answer(req, reply)
             if req.get("stream") is True and call.api == "anthropic":
                 return (*anthropic_stream(answer), _SSE)

@@ -1,6 +1,7 @@
 """One attempt: a client call sent to one target with one key.
 
-Translates the request when the provider speaks the other API, sends it on
+Translates the request when the provider speaks another API (see
+:mod:`minillm.exchange`), sends it on
 the provider's pooled client, and turns the answer into a reply in the
 client's format, or into a typed gateway error.  Retries and failover are
 decided by the caller (:mod:`minillm.gateway`).
@@ -10,29 +11,19 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import orjson
 import trio
 
 from minillm.config import Config, Target
-from minillm.errors import UpstreamHTTPError, UpstreamProtocolError, UpstreamTimeout, WireFormat
-from minillm.providers.http import HTTPProvider, Operation, body_chunks, upstream_errors
-from minillm.translate.passthrough import PassthroughStream
-from minillm.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
-from minillm.translate.responses import (
-    anthropic_to_openai_response,
-    openai_to_anthropic_response,
-)
-from minillm.translate.streams import (
-    AnthropicToOpenAIStream,
-    OpenAIToAnthropicStream,
-    StreamTranslator,
-)
+from minillm.errors import UpstreamHTTPError, UpstreamProtocolError, UpstreamTimeout
+from minillm.exchange import Call, Exchange, exchange
+from minillm.providers.http import HTTPProvider, body_chunks, upstream_errors
+from minillm.translate.streams import StreamTranslator
 from minillm.translate.upstream_errors import upstream_error
 
 __all__ = ["Call", "JSONReply", "StreamReply", "attempt"]
@@ -44,25 +35,12 @@ MAX_ERROR_BODY = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class Call:
-    """One client request: the API it speaks, the operation and its JSON body."""
-
-    client_format: WireFormat
-    operation: Operation
-    body: dict[str, Any]
-    headers: Mapping[str, str]
-
-    @property
-    def stream(self) -> bool:
-        return self.operation == "chat" and self.body.get("stream") is True
-
-
-@dataclass(frozen=True, slots=True)
 class JSONReply:
     """A complete JSON answer, already in the client's format."""
 
     body: bytes
     target: Target
+    dropped_tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +59,7 @@ class StreamReply:
     first: bytes
     """The first chunk, read before the answer starts: until then a failure can
     still be retried or failed over; ``b""`` when the upstream sent nothing."""
+    dropped_tools: tuple[str, ...] = ()
 
 
 async def attempt(
@@ -99,15 +78,9 @@ async def attempt(
     :class:`UpstreamUnavailable` on connection errors and
     :class:`UpstreamHTTPError` for an error status.
     """
-    provider.url_for(call.operation)  # unsupported operations fail before any translation
-    body = upstream_body(
-        call,
-        provider.format,
-        target.model,
-        config.default_max_tokens,
-        reasoning=provider.config.is_reasoning(target.model),
-    )
-    request = provider.build_request(call.operation, body, call.headers, key)
+    crossing = exchange(call, provider.config, target.model, config.default_max_tokens)
+    # an operation the provider's API lacks is not translated: it fails here, before sending
+    request = provider.build_request(crossing.operation, crossing.body, call.headers, key)
     response: httpx.Response | None = None
     with upstream_errors(provider.name):
         with trio.move_on_after(provider.config.timeout or math.inf) as first_byte:
@@ -129,36 +102,18 @@ async def attempt(
             finally:
                 await response.aclose()
         if call.stream:
-            translator = stream_translator(call, provider.format)
-            return StreamReply(response, translator, target, chunks, first)
+            translator = crossing.stream()
+            return StreamReply(response, translator, target, chunks, first, crossing.dropped_tools)
         try:
             answer = await _read_capped(response, MAX_UPSTREAM_BODY)
         finally:
             await response.aclose()
-    return JSONReply(client_body(call.client_format, provider, answer), target)
+    return JSONReply(client_body(crossing, provider, answer), target, crossing.dropped_tools)
 
 
-def upstream_body(
-    call: Call, fmt: WireFormat, model: str, default_max_tokens: int, *, reasoning: bool = False
-) -> bytes:
-    """The request body for a provider of API ``fmt``, with the target's model."""
-    body = call.body
-    if call.client_format == fmt:
-        if call.stream and fmt == "openai":  # usage for accounting; see stream_translator
-            asked = body.get("stream_options")
-            options = {**(asked if isinstance(asked, dict) else {}), "include_usage": True}
-            return orjson.dumps({**body, "model": model, "stream_options": options})
-        return orjson.dumps({**body, "model": model})
-    if fmt == "anthropic":
-        return orjson.dumps(
-            openai_to_anthropic_request(body, model=model, default_max_tokens=default_max_tokens)
-        )
-    return orjson.dumps(anthropic_to_openai_request(body, model=model, reasoning=reasoning))
-
-
-def client_body(client_format: WireFormat, provider: HTTPProvider, body: bytes) -> bytes:
+def client_body(crossing: Exchange, provider: HTTPProvider, body: bytes) -> bytes:
     """The provider's success body, in the client's format."""
-    if client_format == provider.format:
+    if crossing.reply is None:
         return body
     try:
         parsed = orjson.loads(body)
@@ -167,21 +122,7 @@ def client_body(client_format: WireFormat, provider: HTTPProvider, body: bytes) 
     if not isinstance(parsed, dict):
         log.warning("provider %s answered a body that is not a JSON object", provider.name)
         raise UpstreamProtocolError()
-    if client_format == "openai":
-        return orjson.dumps(anthropic_to_openai_response(parsed))
-    return orjson.dumps(openai_to_anthropic_response(parsed))
-
-
-def stream_translator(call: Call, provider_format: WireFormat) -> StreamTranslator:
-    options = call.body.get("stream_options")
-    include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    if call.client_format == provider_format:
-        # the usage chunk the gateway asked for is not forwarded to a client that did not
-        return PassthroughStream(drop_usage_chunk=provider_format == "openai" and not include_usage)
-    model = str(call.body.get("model"))
-    if call.client_format == "openai":
-        return AnthropicToOpenAIStream(model=model, include_usage=include_usage)
-    return OpenAIToAnthropicStream(model=model)
+    return orjson.dumps(crossing.reply(parsed))
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:

@@ -157,9 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, metavar="N", help="cap the reply length")
     chat.add_argument(
         "--format",
-        choices=["openai", "anthropic"],
+        choices=["openai", "anthropic", "responses"],
         default="openai",
-        help="API to call: /v1/chat/completions or /v1/messages (%(default)s)",
+        help="API to call: /v1/chat/completions, /v1/messages or /v1/responses (%(default)s)",
     )
     chat.add_argument("--api-key", help=_KEY_HELP)
     chat.add_argument("--no-stream", action="store_true", help="wait for the whole reply")

@@ -10,14 +10,15 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
 import orjson
 
-from minillm.errors import GatewayError, WireFormat
+from minillm.dialects import ClientAPI
+from minillm.errors import GatewayError
 from minillm.sdk import DEFAULT_PORT
 from minillm.sse import SSEDecoder, SSEEvent
 
@@ -167,9 +168,9 @@ def model_lines(body: bytes) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """One user prompt, in the OpenAI or the Anthropic format."""
+    """One user prompt, in the format of one of the gateway's client APIs."""
 
-    format: WireFormat
+    format: ClientAPI
     model: str
     prompt: str
     system: str | None = None
@@ -178,11 +179,15 @@ class ChatRequest:
 
     @property
     def path(self) -> str:
-        return "/v1/chat/completions" if self.format == "openai" else "/v1/messages"
+        return _APIS[self.format].path
 
     def body(self) -> dict[str, object]:
         user = {"role": "user", "content": self.prompt}
         body: dict[str, object] = {"model": self.model, "stream": self.stream}
+        if self.format == "responses":
+            body["input"] = [user]
+            body.update(instructions=self.system, max_output_tokens=self.max_tokens)
+            return {k: v for k, v in body.items() if v is not None}
         if self.format == "anthropic":
             body.update(messages=[user], max_tokens=self.max_tokens or 1024)
             if self.system:
@@ -193,6 +198,52 @@ class ChatRequest:
         if self.max_tokens:
             body["max_tokens"] = self.max_tokens
         return body
+
+
+def _texts(blocks: object, kind: str, *inner: str) -> str:
+    """The joined ``text`` of the blocks of type ``kind`` in a list; with ``inner``
+    (a key and a kind), of the blocks of that kind in each block's list at that key."""
+    found = [b for b in blocks if _dig(b, "type") == kind] if isinstance(blocks, list) else []
+    if inner:
+        return "".join(_texts(_dig(b, inner[0]), *inner[1:]) for b in found)
+    parts = [_dig(b, "text") for b in found]
+    return "".join(p for p in parts if isinstance(p, str))
+
+
+def _event_text(data: object, kind: str, *path: str) -> object:
+    return _dig(data, *path) if _dig(data, "type") == kind else None
+
+
+@dataclass(frozen=True, slots=True)
+class _API:
+    """Where a client API puts what ``minillm chat`` prints."""
+
+    path: str
+    usage: tuple[str, str]  # input and output token keys of ``usage``
+    text: Callable[[object], object]  # the reply text of a plain answer
+    delta: Callable[[object], object]  # the text of one stream event
+
+
+_APIS: Mapping[ClientAPI, _API] = {
+    "openai": _API(
+        "/v1/chat/completions",
+        ("prompt_tokens", "completion_tokens"),
+        lambda reply: _dig(reply, "choices", 0, "message", "content"),
+        lambda data: _dig(data, "choices", 0, "delta", "content"),
+    ),
+    "anthropic": _API(
+        "/v1/messages",
+        ("input_tokens", "output_tokens"),
+        lambda reply: _texts(_dig(reply, "content"), "text"),
+        lambda data: _event_text(data, "content_block_delta", "delta", "text"),
+    ),
+    "responses": _API(
+        "/v1/responses",
+        ("input_tokens", "output_tokens"),
+        lambda reply: _texts(_dig(reply, "output"), "message", "content", "output_text"),
+        lambda data: _event_text(data, "response.output_text.delta", "delta"),
+    ),
+}
 
 
 class ChatCall:
@@ -225,35 +276,23 @@ class ChatCall:
                 yield self._reply_text(_json(response.read()))
 
     def _reply_text(self, reply: object) -> str:
-        if self.request.format == "openai":
-            usage = (
-                _dig(reply, "usage", "prompt_tokens"),
-                _dig(reply, "usage", "completion_tokens"),
-            )
-            text = _dig(reply, "choices", 0, "message", "content")
-        else:
-            usage = (_dig(reply, "usage", "input_tokens"), _dig(reply, "usage", "output_tokens"))
-            blocks = _dig(reply, "content")
-            parts = [_dig(b, "text") for b in blocks] if isinstance(blocks, list) else []
-            text = "".join(p for p in parts if isinstance(p, str))
+        api = _APIS[self.request.format]
+        usage = (_dig(reply, "usage", api.usage[0]), _dig(reply, "usage", api.usage[1]))
+        text = api.text(reply)
         if isinstance(usage[0], int) and isinstance(usage[1], int):
             self.usage = (usage[0], usage[1])
         return text if isinstance(text, str) else ""
 
 
-def _deltas(fmt: WireFormat, events: Iterable[SSEEvent]) -> Iterator[str]:
+def _deltas(fmt: ClientAPI, events: Iterable[SSEEvent]) -> Iterator[str]:
     for event in events:
         if event.data == "[DONE]":
             continue
         data = _json(event.data)
-        if isinstance(_dig(data, "error"), dict):
-            raise CommandError(f"gateway error mid-stream: {_dig(data, 'error', 'message')}")
-        if fmt == "openai":
-            text = _dig(data, "choices", 0, "delta", "content")
-        else:
-            text = (
-                _dig(data, "delta", "text") if _dig(data, "type") == "content_block_delta" else None
-            )
+        if isinstance(_dig(data, "error"), dict) or _dig(data, "type") == "error":
+            message = _dig(data, "error", "message") or _dig(data, "message")
+            raise CommandError(f"gateway error mid-stream: {message}")
+        text = _APIS[fmt].delta(data)
         if isinstance(text, str) and text:
             yield text
 

@@ -33,7 +33,7 @@ __all__ = ["run_demo"]
 
 _MAX_TOKENS = 60
 _WIDTH = 24
-_FORMAT_NAME = {"openai": "OpenAI", "anthropic": "Anthropic"}
+_FORMAT_NAME = {"openai": "OpenAI", "anthropic": "Anthropic", "responses": "OpenAI Responses"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,10 @@ def _tour(config: Config, openai_model: str, anthropic_model: str) -> _Tour:
             (
                 "Cross-format, streamed",
                 ChatRequest(cross.format, cross.model, cross.prompt, None, n),
+            ),
+            (
+                "Responses API, streamed",
+                ChatRequest("responses", chat_model, "Name one river.", None, n),
             ),
         ),
     )
@@ -166,9 +170,9 @@ def _chat(call: ChatCall, config: Config) -> None:
 
 def _translation(call: ChatCall, config: Config) -> str:
     provider = config.providers.get(call.target.partition(":")[0])
-    if provider is None or provider.format == call.request.format:
+    if provider is None:
         return ""
-    return (
-        f", translated {_FORMAT_NAME[call.request.format]} -> {_FORMAT_NAME[provider.format]}"
-        " and back"
-    )
+    asked = call.request.format
+    if provider.serves(asked):
+        return ""
+    return f", translated {_FORMAT_NAME[asked]} -> {_FORMAT_NAME[provider.format]} and back"

@@ -37,7 +37,7 @@ ProviderFormat = Literal["openai", "anthropic"]
 BUILTIN_PROVIDERS = ("openai", "anthropic", "mock")
 OPENAI_REASONING_MODELS = ("o1*", "o3*", "o4*", "gpt-5*")
 _PROVIDER_ENV = re.compile(
-    r"^MINI_LLM_PROVIDER_([A-Za-z0-9_]+?)_(URL|KEYS?|FORMAT|REASONING_MODELS)$"
+    r"^MINI_LLM_PROVIDER_([A-Za-z0-9_]+?)_(URL|KEYS?|FORMAT|RESPONSES|REASONING_MODELS)$"
 )
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -73,8 +73,17 @@ class ProviderConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     max_in_flight: int | None = None
     timeout: float | None = None
+    responses: bool = True
+    """An OpenAI-format provider that serves the Responses API (``/responses``): Responses
+    calls pass through.  When false they are translated to Chat Completions."""
     reasoning_models: tuple[str, ...] = ()
     """Glob patterns (``o3*``) of the provider's reasoning models."""
+
+    def serves(self, api: str) -> bool:
+        """True when calls of client API ``api`` reach this provider untranslated."""
+        return api == self.format or (
+            api == "responses" and self.format == "openai" and self.responses
+        )
 
     def is_reasoning(self, model: str) -> bool:
         """Whether ``model`` matches one of :attr:`reasoning_models`."""
@@ -322,12 +331,15 @@ def _providers(table: object, env: Mapping[str, str]) -> dict[str, ProviderConfi
             merged["base_url"] = value
         elif what == "FORMAT":
             merged["format"] = value.lower()
+        elif what == "RESPONSES":
+            merged["responses"] = _scalar("bool", var, value)
         elif what == "REASONING_MODELS":
             merged["reasoning_models"] = _split_keys(value)
         else:
             merged["keys"] = _split_keys(value)
     providers = {name: _provider(name, spec) for name, spec in specs.items()}
-    providers["mock"] = ProviderConfig("mock", "openai", _DEFAULT_URLS["mock"])
+    # the mock speaks Chat Completions only: Responses calls to it take the translation layer
+    providers["mock"] = ProviderConfig("mock", "openai", _DEFAULT_URLS["mock"], responses=False)
     return providers
 
 
@@ -361,6 +373,9 @@ def _provider(name: str, spec: Mapping[str, Any]) -> ProviderConfig:
     timeout = spec.get("timeout")
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise ConfigError(f"{where}: timeout must be a positive number of seconds")
+    responses = spec.get("responses", True)
+    if not isinstance(responses, bool):
+        raise ConfigError(f"{where}: responses must be true or false")
     reasoning = spec.get("reasoning_models", ())
     if not isinstance(reasoning, Sequence) or not all(isinstance(p, str) for p in reasoning):
         raise ConfigError(f"{where}: reasoning_models must be a list of model name patterns")
@@ -372,6 +387,7 @@ def _provider(name: str, spec: Mapping[str, Any]) -> ProviderConfig:
         headers=dict(headers),
         max_in_flight=limit,
         timeout=None if timeout is None else float(timeout),
+        responses=responses,
         reasoning_models=tuple(reasoning),
     )
 

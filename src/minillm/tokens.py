@@ -1,11 +1,12 @@
 """Token counts picked out of replies cheaply, without parsing whole bodies.
 
-Sans-I/O.  Both APIs put a ``usage`` object in their replies; only that object
+Sans-I/O.  The APIs put a ``usage`` object in their replies; only that object
 is parsed (orjson on a slice), so a large embeddings body costs one
 ``rfind``.  Counts are normalised to the gateway's convention: ``input``
-includes cached prompt tokens (OpenAI's ``prompt_tokens``; Anthropic's
-``input_tokens`` + cache reads + cache writes), ``cache_read`` and
-``cache_write`` are reported separately when the provider reports them.
+includes cached prompt tokens (OpenAI's ``prompt_tokens`` and Responses'
+``input_tokens``; Anthropic's ``input_tokens`` + cache reads + cache writes),
+``cache_read`` and ``cache_write`` are reported separately when the provider
+reports them.
 """
 
 from __future__ import annotations
@@ -42,19 +43,26 @@ def _int(value: object) -> int | None:
 
 
 def tokens_from_usage(usage: object) -> Tokens:
-    """Normalise an OpenAI or Anthropic ``usage`` object (anything else: no counts)."""
+    """Normalise an OpenAI (Chat or Responses) or Anthropic ``usage`` object
+    (anything else: no counts)."""
     if not isinstance(usage, dict):
         return Tokens()
     if "prompt_tokens" in usage or "completion_tokens" in usage:
-        details = usage.get("prompt_tokens_details")
-        cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        return Tokens(_int(prompt), _int(completion), cached)
+        return Tokens(_int(prompt), _int(completion), _cached(usage, "prompt_tokens_details"))
+    if "input_tokens_details" in usage or "total_tokens" in usage:  # Responses
+        fresh, output = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
+        return Tokens(fresh, output, _cached(usage, "input_tokens_details"))
     read = _int(usage.get("cache_read_input_tokens"))
     write = _int(usage.get("cache_creation_input_tokens"))
     fresh = _int(usage.get("input_tokens"))
     total = None if fresh is None else fresh + (read or 0) + (write or 0)
     return Tokens(total, _int(usage.get("output_tokens")), read, write)
+
+
+def _cached(usage: dict[str, Any], details_key: str) -> int | None:
+    details = usage.get(details_key)
+    return _int(details.get("cached_tokens")) if isinstance(details, dict) else None
 
 
 def usage_in_json(data: bytes) -> Any:

@@ -24,10 +24,15 @@ __all__ = ["HTTPProvider", "Operation", "body_chunks", "open_providers", "upstre
 
 log = logging.getLogger("minillm.upstream")
 
-Operation = Literal["chat", "embeddings", "models", "count_tokens"]
+Operation = Literal["chat", "responses", "embeddings", "models", "count_tokens"]
 
 _PATHS: Mapping[str, Mapping[str, str]] = {
-    "openai": {"chat": "/chat/completions", "embeddings": "/embeddings", "models": "/models"},
+    "openai": {
+        "chat": "/chat/completions",
+        "responses": "/responses",
+        "embeddings": "/embeddings",
+        "models": "/models",
+    },
     "anthropic": {
         "chat": "/v1/messages",
         "models": "/v1/models",

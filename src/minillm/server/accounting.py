@@ -19,10 +19,11 @@ from werkzeug.datastructures import Headers
 
 from minillm.auth import Authenticator, is_loopback, presented_key
 from minillm.config import Config
+from minillm.dialects import dialect_of
 from minillm.errors import Forbidden, GatewayError
 from minillm.metrics import CONTENT_TYPE, Metrics
 from minillm.ratelimit import RateLimiter
-from minillm.server.scope import RequestState, client_format, current_request
+from minillm.server.scope import RequestState, current_request
 from minillm.tokens import Tokens, tokens_from_usage, usage_in_json
 from minillm.usage import UsageRecord, UsageWriter
 
@@ -152,7 +153,7 @@ class Accounting:
             ts=wall,
             request_id=state.request_id,
             key=state.key.name if state.key is not None else None,
-            client_format=client_format(path),
+            client_format=dialect_of(path).name,
             endpoint=endpoint,
             provider=state.provider,
             model_asked=asked,

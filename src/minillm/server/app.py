@@ -19,6 +19,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from minillm.config import Config
+from minillm.dialects import DIALECTS, ClientAPI, dialect_of
 from minillm.errors import (
     BadRequest,
     ClientTimeout,
@@ -27,21 +28,20 @@ from minillm.errors import (
     NotFound,
     Overloaded,
     PayloadTooLarge,
-    WireFormat,
-    render_error,
 )
 from minillm.gateway import TARGET_HEADER, Call, Gateway, JSONReply
 from minillm.metrics import rejection_reason
 from minillm.providers.http import Operation, open_providers
 from minillm.server.accounting import Accounting, install_accounting
 from minillm.server.relay import RelayBody, StreamRegistry
-from minillm.server.scope import RequestScope, client_format, current_request
+from minillm.server.scope import RequestScope, current_request
 
 __all__ = ["create_app", "streams_of"]
 
 log = logging.getLogger("minillm.server")
 
 PREFIXES = ("", "/openai", "/anthropic")
+DROPPED_TOOLS_HEADER = "x-minillm-dropped-tools"
 _FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 _JSON = "application/json"
 
@@ -122,7 +122,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
         await lifetime.aclose()
         await accounting.aclose()  # flush queued usage records
 
-    def endpoint(fmt: WireFormat, operation: Operation) -> Callable[[], Awaitable[Response]]:
+    def endpoint(fmt: ClientAPI, operation: Operation) -> Callable[[], Awaitable[Response]]:
         async def view() -> Response:
             body = await read_json(config)
             state = current_request()
@@ -135,9 +135,13 @@ def create_app(config: Config | None = None) -> QuartTrio:
             )
             state.note_reply(reply)
             extra = {TARGET_HEADER: state.target}
+            if reply.dropped_tools:
+                extra[DROPPED_TOOLS_HEADER] = ",".join(reply.dropped_tools)
             if isinstance(reply, JSONReply):
                 return json_response(reply.body, headers=extra)
-            relay = RelayBody(reply, fmt, idle_timeout=config.idle_timeout, streams=streams)
+            relay = RelayBody(
+                reply, DIALECTS[fmt], idle_timeout=config.idle_timeout, streams=streams
+            )
             extra.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
             return Response(relay, status=200, content_type="text/event-stream", headers=extra)
 
@@ -146,6 +150,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
 
     routes = {
         "/v1/chat/completions": endpoint("openai", "chat"),
+        "/v1/responses": endpoint("responses", "responses"),
         "/v1/embeddings": endpoint("openai", "embeddings"),
         "/v1/messages": endpoint("anthropic", "chat"),
         "/v1/messages/count_tokens": endpoint("anthropic", "count_tokens"),
@@ -214,7 +219,7 @@ def error_response(exc: GatewayError) -> Response:
     if state.rejection is None:
         state.rejection = rejection_reason(exc)
     state.target = exc.headers.get(TARGET_HEADER, state.target)
-    body = render_error(client_format(request.path), exc, state.request_id or None)
+    body = dialect_of(request.path).render_error(exc, state.request_id or None)
     return json_response(body, exc.status, dict(exc.headers))
 
 

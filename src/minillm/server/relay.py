@@ -27,9 +27,9 @@ import trio
 from quart.wrappers.response import ResponseBody
 
 from minillm.attempt import StreamReply
-from minillm.errors import GatewayError, UpstreamTimeout, WireFormat
+from minillm.dialects import Dialect
+from minillm.errors import GatewayError, UpstreamTimeout
 from minillm.providers.http import upstream_errors
-from minillm.translate.streams import stream_error
 
 __all__ = ["CHANNEL_SIZE", "RelayBody", "StreamRegistry"]
 
@@ -69,7 +69,7 @@ class RelayBody(ResponseBody):
     def __init__(
         self,
         reply: StreamReply,
-        client_format: WireFormat,
+        dialect: Dialect,
         *,
         idle_timeout: float,
         streams: StreamRegistry | None = None,
@@ -78,7 +78,7 @@ class RelayBody(ResponseBody):
         self._chunks = reply.chunks
         self._first = reply.first
         self._translator = reply.translator
-        self._format = client_format
+        self._stream_error = dialect.stream_error
         self._provider = reply.target.provider
         self._idle = idle_timeout
         self._send, self._recv = trio.open_memory_channel[bytes](CHANNEL_SIZE)
@@ -145,12 +145,12 @@ class RelayBody(ResponseBody):
                 with self._relaying:
                     await self._relay()
                 if self._ending is not None:
-                    await self._deliver_last(stream_error(self._format, self._ending))
+                    await self._deliver_last(self._stream_error(self._ending))
             except GatewayError as exc:
-                await self._deliver_last(stream_error(self._format, exc))
+                await self._deliver_last(self._stream_error(exc))
             except Exception:
                 log.exception("stream relay failed")
-                await self._deliver_last(stream_error(self._format, GatewayError()))
+                await self._deliver_last(self._stream_error(GatewayError()))
 
     async def _relay(self) -> None:
         """Read, translate, queue; one deadline, pushed forward as the stream moves.

@@ -35,7 +35,6 @@ from hypercorn.typing import (
 
 from minillm.attempt import JSONReply, StreamReply
 from minillm.auth import GatewayKey
-from minillm.errors import WireFormat
 from minillm.translate.streams import StreamTranslator
 
 if TYPE_CHECKING:
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = [
     "RequestScope",
     "RequestState",
-    "client_format",
     "current_request",
     "current_request_id",
 ]
@@ -55,6 +53,7 @@ MAX_REQUEST_ID = 128
 _API_PREFIXES = ("/v1/", "/openai/v1/", "/anthropic/v1/")
 _ENDPOINTS = {
     "/v1/chat/completions": "chat_completions",
+    "/v1/responses": "responses",
     "/v1/messages": "messages",
     "/v1/messages/count_tokens": "count_tokens",
     "/v1/embeddings": "embeddings",
@@ -75,6 +74,7 @@ class RequestState:
     model_served: str | None = None
     key: GatewayKey | None = None
     rejection: str | None = None
+    dropped_tools: tuple[str, ...] = ()  # built-in tools a translation left out
     stream: StreamTranslator | None = None  # its token counts, once relayed
     reply_body: bytes | None = None  # a JSON reply: usage parsed only if needed
     started: float = 0.0  # perf_counter
@@ -84,6 +84,7 @@ class RequestState:
         """Where the gateway sent the request, and where its token counts will be."""
         self.target = str(reply.target)
         self.provider, self.model_served = reply.target.provider, reply.target.model
+        self.dropped_tools = reply.dropped_tools
         if isinstance(reply, JSONReply):
             self.reply_body = reply.body
         else:
@@ -102,13 +103,6 @@ def current_request_id() -> str | None:
     """The id of the request being handled by this task, if any (for log lines)."""
     state = _current.get(None)
     return state.request_id if state is not None else None
-
-
-def client_format(path: str) -> WireFormat:
-    """The API a path belongs to, which decides the shape of its errors and usage rows."""
-    if path.startswith("/anthropic/") or "/v1/messages" in path:
-        return "anthropic"
-    return "openai"
 
 
 def endpoint_of(path: str) -> str | None:
@@ -185,7 +179,7 @@ class RequestScope:
 
 def _access_line(method: str, path: str, state: RequestState, elapsed: float) -> None:
     key = state.key.name if state.key is not None else "-"
-    fields = {
+    fields: dict[str, object] = {
         "method": method,
         "path": path,
         "status": state.status or None,
@@ -195,8 +189,12 @@ def _access_line(method: str, path: str, state: RequestState, elapsed: float) ->
         "duration_ms": round(elapsed * 1000, 1),
         "request_id": state.request_id,
     }
+    dropped = ""
+    if state.dropped_tools:
+        fields["dropped_tools"] = list(state.dropped_tools)
+        dropped = " dropped_tools=" + ",".join(state.dropped_tools)
     access_log.info(
-        "%s %s %s model=%s target=%s key=%s rid=%s %.1fms",
+        "%s %s %s model=%s target=%s key=%s rid=%s %.1fms%s",
         method,
         path,
         state.status or "-",
@@ -205,5 +203,6 @@ def _access_line(method: str, path: str, state: RequestState, elapsed: float) ->
         key,
         state.request_id,
         elapsed * 1000,
+        dropped,
         extra=fields,
     )

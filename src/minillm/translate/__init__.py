@@ -1,8 +1,19 @@
 """Sans-I/O translation between the OpenAI Chat Completions and Anthropic
-Messages APIs: requests, responses, streams and provider error bodies."""
+Messages APIs: requests, responses, streams and provider error bodies; and
+between the OpenAI Responses API and Chat Completions."""
 
+from minillm.translate._responses_stream import (
+    ChainedStream,
+    ChatToResponsesStream,
+    responses_stream_error,
+)
 from minillm.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
 from minillm.translate.responses import anthropic_to_openai_response, openai_to_anthropic_response
+from minillm.translate.responses_api import (
+    ResponsesPlan,
+    chat_to_responses_response,
+    responses_to_chat_request,
+)
 from minillm.translate.streams import (
     AnthropicToOpenAIStream,
     OpenAIToAnthropicStream,
@@ -13,12 +24,18 @@ from minillm.translate.upstream_errors import stream_upstream_error, upstream_er
 
 __all__ = [
     "AnthropicToOpenAIStream",
+    "ChainedStream",
+    "ChatToResponsesStream",
     "OpenAIToAnthropicStream",
+    "ResponsesPlan",
     "StreamTranslator",
     "anthropic_to_openai_request",
     "anthropic_to_openai_response",
+    "chat_to_responses_response",
     "openai_to_anthropic_request",
     "openai_to_anthropic_response",
+    "responses_stream_error",
+    "responses_to_chat_request",
     "stream_error",
     "stream_upstream_error",
     "upstream_error",

@@ -103,6 +103,17 @@ def dumps_arguments(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
+def message_text(value: object) -> str:
+    """Chat message text: a string, or a list of text parts joined (some servers)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
 def loads_upstream(data: str | bytes) -> Any:
     """Parse JSON sent by a provider; malformed -> UpstreamProtocolError."""
     try:

@@ -4,9 +4,9 @@ No parsing on the hot path: bytes are forwarded up to the last event
 boundary (a blank line) seen so far and the partial tail is held back, so
 that an error event appended after an upstream failure never lands in the
 middle of an event.  Only events containing ``"usage"`` are decoded, to pick
-up the token counts; with ``drop_usage_chunk`` the OpenAI usage-only chunk
-(``"choices": []``), which the gateway asked for on the client's behalf, is
-not forwarded.
+up the token counts (a Responses stream has them in ``response.completed``);
+with ``drop_usage_chunk`` the OpenAI usage-only chunk (``"choices": []``),
+which the gateway asked for on the client's behalf, is not forwarded.
 """
 
 from __future__ import annotations
@@ -82,9 +82,10 @@ class PassthroughStream:
             return False
         if not isinstance(payload, dict):
             return False
-        message = payload.get("message")
         usage = payload.get("usage")
-        if usage is None and isinstance(message, dict):  # Anthropic message_start
-            usage = message.get("usage")
+        for wrapper in ("message", "response"):  # Anthropic message_start; Responses events
+            inner = payload.get(wrapper)
+            if usage is None and isinstance(inner, dict):
+                usage = inner.get("usage")
         self.tokens.update(tokens_from_usage(usage))
         return self._drop_usage_chunk and payload.get("choices") == []

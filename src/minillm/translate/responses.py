@@ -40,6 +40,7 @@ from minillm.translate._common import (
     anthropic_usage,
     dumps_arguments,
     finish_reason,
+    message_text,
     openai_id,
     openai_usage,
     stop_reason,
@@ -98,7 +99,7 @@ def openai_to_anthropic_response(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(first, dict) or not isinstance(message := first.get("message"), dict):
         raise UpstreamProtocolError("Provider response has no choices[0].message")
     content: list[dict[str, Any]] = []
-    text = _text(message.get("content")) or _text(message.get("refusal"))
+    text = message_text(message.get("content")) or message_text(message.get("refusal"))
     if text:
         content.append({"type": "text", "text": text})
     calls = message.get("tool_calls") or []
@@ -137,14 +138,3 @@ def _tool_input(arguments: object) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         parsed = None
     return parsed if isinstance(parsed, dict) else {"_raw": str(arguments)}
-
-
-def _text(value: object) -> str:
-    """Message text: a string, or a list of text parts joined (some servers)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(
-            p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return ""
