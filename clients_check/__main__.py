@@ -99,7 +99,9 @@ def _base_env(home: Path) -> dict[str, str]:
     return env
 
 
-def claude_command(bin_dir: Path, home: Path, gateway: str, model: str, prompt: str) -> tuple[list[str], dict[str, str]]:
+def claude_command(
+    bin_dir: Path, home: Path, gateway: str, model: str, prompt: str
+) -> tuple[list[str], dict[str, str]]:
     env = _base_env(home) | {
         "ANTHROPIC_BASE_URL": gateway,
         "ANTHROPIC_API_KEY": "sk-ant-clients-check",
@@ -118,7 +120,9 @@ def claude_command(bin_dir: Path, home: Path, gateway: str, model: str, prompt: 
     return args, env
 
 
-def codex_command(bin_dir: Path, home: Path, gateway: str, model: str, prompt: str) -> tuple[list[str], dict[str, str]]:
+def codex_command(
+    bin_dir: Path, home: Path, gateway: str, model: str, prompt: str
+) -> tuple[list[str], dict[str, str]]:
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True, exist_ok=True)
     (codex_home / "config.toml").write_text(
@@ -134,7 +138,10 @@ def codex_command(bin_dir: Path, home: Path, gateway: str, model: str, prompt: s
         "request_max_retries = 0\n"
         "stream_max_retries = 0\n"
     )
-    env = _base_env(home) | {"CODEX_HOME": str(codex_home), "MINILLM_CLIENT_KEY": "sk-clients-check"}
+    env = _base_env(home) | {
+        "CODEX_HOME": str(codex_home),
+        "MINILLM_CLIENT_KEY": "sk-clients-check",
+    }
     args = [str(bin_dir / "codex"), "exec", "--skip-git-repo-check", "--color", "never"]
     args += ["--dangerously-bypass-approvals-and-sandbox", "-C", str(home), prompt]
     return args, env
@@ -146,13 +153,23 @@ COMMANDS: dict[str, Callable[..., tuple[list[str], dict[str, str]]]] = {
 }
 
 
-async def run_one(path: Path_, check: str, bin_dir: Path, gateway: str, fake: FakeProvider, keep: bool) -> Outcome:
+async def run_one(
+    path: Path_, check: str, *, bin_dir: Path, gateway: str, fake: FakeProvider, keep: bool
+) -> Outcome:
     fake.reset()
     home = Path(tempfile.mkdtemp(prefix=f"minillm-{path.cli}-"))
     args, env = COMMANDS[path.cli](bin_dir, home, gateway, path.model, PROMPTS[check])
     log = home / "cli-output.txt"
     with trio.move_on_after(TIMEOUT_S) as scope:
-        done = await trio.run_process(args, env=env, cwd=home, capture_stdout=True, capture_stderr=True, check=False, stdin=b"")
+        done = await trio.run_process(
+            args,
+            env=env,
+            cwd=home,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            stdin=b"",
+        )
     if scope.cancelled_caught:
         outcome = Outcome(False, f"no exit within {TIMEOUT_S:.0f}s")
     else:
@@ -161,7 +178,9 @@ async def run_one(path: Path_, check: str, bin_dir: Path, gateway: str, fake: Fa
         outcome = _judge(check, done.returncode, out, err, fake)
     if keep or not outcome.ok:
         seen = [{"path": r.path, "headers": r.headers, "body": r.body} for r in fake.requests]
-        (home / "provider-requests.json").write_bytes(orjson.dumps(seen, option=orjson.OPT_INDENT_2))
+        (home / "provider-requests.json").write_bytes(
+            orjson.dumps(seen, option=orjson.OPT_INDENT_2)
+        )
         outcome = Outcome(outcome.ok, f"{outcome.why} (see {home})".strip())
     else:
         shutil.rmtree(home, ignore_errors=True)
@@ -201,14 +220,21 @@ async def main(only: str | None, keep: bool) -> int:
             "MINI_LLM_LOG_LEVEL": "warning",
             "MINI_LLM_REQUEST_TIMEOUT": "60",
         }
-        gateway = await nursery.start(partial(serve, Config.load(env), sock=bind_socket("127.0.0.1", 0), handle_signals=False))
+        gateway = await nursery.start(
+            partial(serve, Config.load(env), sock=bind_socket("127.0.0.1", 0), handle_signals=False)
+        )
         for path in PATHS:
             if only and path.cli != only:
                 continue
             for check in PROMPTS:
-                outcome = await run_one(path, check, bin_dir, gateway, fake, keep)
+                outcome = await run_one(
+                    path, check, bin_dir=bin_dir, gateway=gateway, fake=fake, keep=keep
+                )
                 results.append((path, check, outcome))
-                print(f"{path.label:48} {check:6} {'pass' if outcome.ok else 'FAIL'} {outcome.why}", flush=True)
+                print(
+                    f"{path.label:48} {check:6} {'pass' if outcome.ok else 'FAIL'} {outcome.why}",
+                    flush=True,
+                )
         nursery.cancel_scope.cancel()
     print(_table(results))
     return 0 if all(o.ok for _, _, o in results) else 1
@@ -224,7 +250,9 @@ def _table(results: list[tuple[Path_, str, Outcome]]) -> str:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m clients_check", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m clients_check", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--only", choices=("claude", "codex"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary HOMEs")
     opts = parser.parse_args()

@@ -24,7 +24,7 @@ MARKER = "minillm-ok"
 COMMAND = f"echo {MARKER}"
 PLAIN_ANSWER = "pong from the fake provider"
 FINAL_PREFIX = "the tool printed:"
-SHELL_TOOLS = ("Bash", "shell", "shell_command", "exec_command", "local_shell")
+SHELL_TOOLS = ("Bash", "shell", "shell_command", "exec_command")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -40,7 +40,6 @@ class Text:
 class Call:
     name: str
     arguments: dict[str, Any]
-    local_shell: bool = False  # a Responses ``local_shell`` built-in tool, not a function
 
 
 Action = Text | Call
@@ -124,14 +123,14 @@ def _last_input(api: str, body: dict[str, Any]) -> Any:
     if api == "chat":
         return last if last.get("role") == "tool" else None
     content = last.get("content")
-    results = [b for b in content if b.get("type") == "tool_result"] if isinstance(content, list) else []
+    results = (
+        [b for b in content if b.get("type") == "tool_result"] if isinstance(content, list) else []
+    )
     return results or None
 
 
 def _shell_call(tool: dict[str, Any]) -> Call | None:
     """A call running :data:`COMMAND` with the declared shell ``tool``, or None."""
-    if tool.get("type") == "local_shell":
-        return Call("local_shell", {"command": ["bash", "-lc", COMMAND]}, local_shell=True)
     fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
     name = fn.get("name")
     if name not in SHELL_TOOLS:
@@ -184,14 +183,21 @@ def _anthropic_body(action: Action, body: dict[str, Any], n: int) -> dict[str, A
 def _anthropic_stream(action: Action, body: dict[str, Any], n: int) -> Iterator[bytes]:
     whole = _anthropic_body(action, body, n)
     block = whole.pop("content")[0]
-    start = {**whole, "content": [], "stop_reason": None, "usage": {**whole["usage"], "output_tokens": 1}}
+    start = {
+        **whole,
+        "content": [],
+        "stop_reason": None,
+        "usage": {**whole["usage"], "output_tokens": 1},
+    }
     yield _sse("message_start", {"type": "message_start", "message": start})
     if block["type"] == "text":
         first, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": block["text"]}
     else:
         first = {**block, "input": {}}
         delta = {"type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}
-    yield _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": first})
+    yield _sse(
+        "content_block_start", {"type": "content_block_start", "index": 0, "content_block": first}
+    )
     yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
     yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
     stop = {"stop_reason": whole["stop_reason"], "stop_sequence": None}
@@ -230,7 +236,9 @@ def _chat_body(action: Action, body: dict[str, Any], n: int) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model"),
-        "choices": [{"index": 0, "message": _chat_message(action, n), "finish_reason": _finish(action)}],
+        "choices": [
+            {"index": 0, "message": _chat_message(action, n), "finish_reason": _finish(action)}
+        ],
         "usage": _CHAT_USAGE,
     }
 
@@ -242,7 +250,9 @@ def _chat_stream(action: Action, body: dict[str, Any], n: int) -> Iterator[bytes
     if "tool_calls" in delta:
         delta["tool_calls"][0]["index"] = 0
     yield _sse(None, {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-    yield _sse(None, {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": _finish(action)}]})
+    yield _sse(
+        None, {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": _finish(action)}]}
+    )
     yield _sse(None, {**head, "choices": [], "usage": _CHAT_USAGE})
     yield _sse(None, b"[DONE]")
 
@@ -253,10 +263,13 @@ def _chat_stream(action: Action, body: dict[str, Any], n: int) -> Iterator[bytes
 def _response_item(action: Action, n: int) -> dict[str, Any]:
     if isinstance(action, Text):
         part = {"type": "output_text", "text": action.text, "annotations": []}
-        return {"id": f"msg_{n}", "type": "message", "role": "assistant", "status": "completed", "content": [part]}
-    if action.local_shell:
-        exec_action = {"type": "exec", **action.arguments}
-        return {"id": f"lsh_{n}", "type": "local_shell_call", "call_id": f"call_{n}", "action": exec_action, "status": "completed"}
+        return {
+            "id": f"msg_{n}",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [part],
+        }
     return {
         "id": f"fc_{n}",
         "type": "function_call",
@@ -298,19 +311,29 @@ def _responses_stream(action: Action, body: dict[str, Any], n: int) -> Iterator[
     at = {"output_index": 0}
     if item["type"] == "message":
         text = item["content"][0]["text"]
-        yield event("response.output_item.added", **at, item={**item, "status": "in_progress", "content": []})
+        yield event(
+            "response.output_item.added",
+            **at,
+            item={**item, "status": "in_progress", "content": []},
+        )
         part = {"item_id": item["id"], **at, "content_index": 0}
-        yield event("response.content_part.added", **part, part={"type": "output_text", "text": "", "annotations": []})
+        yield event(
+            "response.content_part.added",
+            **part,
+            part={"type": "output_text", "text": "", "annotations": []},
+        )
         yield event("response.output_text.delta", **part, delta=text)
         yield event("response.output_text.done", **part, text=text)
         yield event("response.content_part.done", **part, part=item["content"][0])
-    elif item["type"] == "function_call":
-        yield event("response.output_item.added", **at, item={**item, "status": "in_progress", "arguments": ""})
+    else:
+        yield event(
+            "response.output_item.added",
+            **at,
+            item={**item, "status": "in_progress", "arguments": ""},
+        )
         args = {"item_id": item["id"], **at}
         yield event("response.function_call_arguments.delta", **args, delta=item["arguments"])
         yield event("response.function_call_arguments.done", **args, arguments=item["arguments"])
-    else:
-        yield event("response.output_item.added", **at, item={**item, "status": "in_progress"})
     yield event("response.output_item.done", **at, item=item)
     yield event("response.completed", response=whole)
 

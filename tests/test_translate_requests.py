@@ -798,6 +798,10 @@ def test_a2o_output_format_becomes_response_format() -> None:
         "type": "json_schema",
         "json_schema": {"name": "output", "schema": schema, "strict": True},
     }
+    beta = to_openai(
+        {"messages": [user("x")], "output_format": {"type": "json_schema", "schema": schema}}
+    )
+    assert beta["response_format"] == out["response_format"]
 
 
 def test_public_api() -> None:

@@ -10,8 +10,8 @@ README's "Translation" section has the field-by-field table.  Here:
   ``top_p``, dropped for a reasoning model (which rejects them);
 * ``output_config.effort`` -> ``reasoning_effort`` for a reasoning model
   (``xhigh`` / ``max`` -> ``high``, the highest every reasoning model takes),
-  dropped otherwise; ``output_config.format`` (JSON schema) -> a strict
-  ``response_format`` of type ``json_schema``;
+  dropped otherwise; ``output_config.format`` (or the beta's ``output_format``,
+  a JSON schema) -> a strict ``response_format`` of type ``json_schema``;
 * ``metadata.user_id`` -> ``user``; longer than OpenAI's 64 characters (Claude
   Code sends a JSON object) -> its SHA-256 hex digest, still one stable id;
 * ``stream: true`` -> ``stream`` plus ``stream_options.include_usage``;
@@ -71,7 +71,10 @@ def anthropic_to_openai_request(
                 raise bad(key, "must be a number between 0 and 1")
             if not reasoning:
                 out[key] = value
-    out.update(_output_config(body.get("output_config"), reasoning))
+    config = body.get("output_config")
+    if (legacy := body.get("output_format")) is not None:  # the beta's first spelling
+        config = {**(config if isinstance(config, dict) else {}), "format": legacy}
+    out.update(_output_config(config, reasoning))
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(user := metadata.get("user_id"), str) and user:
         too_long = len(user) > MAX_USER_LENGTH
