@@ -96,6 +96,9 @@ def _base_env(home: Path) -> dict[str, str]:
     keep = ("PATH", "LANG", "TERM", "TMPDIR")
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), NO_COLOR="1")
+    # no real network: anything but the gateway goes to a proxy that is not there
+    dead = "http://127.0.0.1:9"
+    env.update(HTTPS_PROXY=dead, HTTP_PROXY=dead, ALL_PROXY=dead, NO_PROXY="127.0.0.1,localhost")
     return env
 
 
@@ -130,6 +133,7 @@ def codex_command(
         'model_provider = "minillm"\n'
         'approval_policy = "never"\n'
         'sandbox_mode = "danger-full-access"\n'
+        "check_for_update_on_startup = false\n"
         "[model_providers.minillm]\n"
         'name = "minillm"\n'
         f'base_url = "{gateway}/v1"\n'

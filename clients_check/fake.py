@@ -1,7 +1,9 @@
 """A scripted fake provider for the agent CLIs: Anthropic Messages, OpenAI Chat
 Completions and OpenAI Responses, plain and streamed, as an ASGI app.
 
-Each request is recorded, then answered by :func:`decide`:
+A Chat Completions request with a parameter OpenAI would reject gets OpenAI's 400
+(:func:`chat_problem`).  Each other request is recorded, then answered by
+:func:`decide`:
 
 * the last input is a tool result: answer in text, quoting it, and remember
   whether it held :data:`MARKER` (the tool round trip reached the provider);
@@ -87,6 +89,10 @@ class FakeProvider:
             await _send(send, 404, "application/json", b'{"error":{"message":"not found"}}')
             return
         body = orjson.loads(raw or b"{}")
+        if api == "chat" and (problem := chat_problem(body)):
+            error = {"error": {"message": problem, "type": "invalid_request_error"}}
+            await _send(send, 400, "application/json", orjson.dumps(error))
+            return
         action = self.decide(api, body)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         self.requests.append(Seen(path, headers, body, action))
@@ -107,6 +113,29 @@ class FakeProvider:
                 if call := _shell_call(tool):
                     return call
         return Text(PLAIN_ANSWER)
+
+
+_CHAT_PARAMS = frozenset((
+    "messages", "model", "audio", "frequency_penalty", "function_call", "functions",
+    "logit_bias", "logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities",
+    "n", "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key",
+    "prompt_cache_retention", "reasoning_effort", "response_format", "safety_identifier",
+    "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature",
+    "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
+))  # fmt: skip
+
+
+def chat_problem(body: dict[str, Any]) -> str | None:
+    """What OpenAI would reject in a Chat Completions request (reasoning model: ``gpt-5*``)."""
+    if unknown := sorted(set(body) - _CHAT_PARAMS):
+        return f"Unrecognized request argument supplied: {unknown[0]}"
+    if len(body.get("user") or "") > 64:
+        return "Invalid 'user': string too long. Expected a string with maximum length 64."
+    if str(body.get("model")).startswith("gpt-5"):
+        for key in ("max_tokens", "temperature", "top_p"):
+            if key in body:
+                return f"Unsupported parameter: '{key}' is not supported with this model."
+    return None
 
 
 def _last_input(api: str, body: dict[str, Any]) -> Any:
