@@ -782,7 +782,7 @@ def test_a2o_documents_and_search_results() -> None:
             "type": "file",
             "file": {"filename": "document.pdf", "file_data": "data:application/pdf;base64,JVBER"},
         },
-        text("X (https://x.test)\n\nhit"),
+        text("X https://x.test\n\nhit"),
     ]
 
 

@@ -121,9 +121,10 @@ class Conversation:
         return {"role": "tool", "tool_call_id": call_id, "content": text}
 
 
-def _user_part(block: dict[str, Any], path: str) -> Part:
+def _user_part(raw: object, path: str) -> Part:
     """One user content block as an OpenAI content part."""
-    kind = _block(block, path).get("type")
+    block = _block(raw, path)
+    kind = block.get("type")
     if kind == "text":
         return {"type": "text", "text": _text(block, path)}
     if kind == "image":
@@ -132,7 +133,7 @@ def _user_part(block: dict[str, Any], path: str) -> Part:
     if kind == "document":
         return _document(block, path)
     if kind == "search_result":
-        head = f"{block.get('title') or ''} ({block.get('source') or ''})".strip()
+        head = " ".join(str(block[k]) for k in ("title", "source") if block.get(k))
         body = text_of(block.get("content") or "", f"{path}.content")
         return {"type": "text", "text": f"{head}\n\n{body}"}
     raise bad(f"{path}.type", f"unsupported content block type {kind!r}")
@@ -140,19 +141,18 @@ def _user_part(block: dict[str, Any], path: str) -> Part:
 
 def _document(block: dict[str, Any], path: str) -> Part:
     source = block.get("source")
-    kind = source.get("type") if isinstance(source, dict) else None
-    title = block.get("title")
-    head = f"{title}\n\n" if isinstance(title, str) and title else ""
-    if kind == "text" and isinstance(source, dict) and isinstance(source.get("data"), str):
-        return {"type": "text", "text": head + source["data"]}
-    if kind == "content" and isinstance(source, dict):
+    if not isinstance(source, dict):
+        raise bad(f"{path}.source", "must be an object")
+    kind, data, title = source.get("type"), source.get("data"), block.get("title")
+    title = title if isinstance(title, str) else ""
+    head = f"{title}\n\n" if title else ""
+    if kind == "text" and isinstance(data, str):
+        return {"type": "text", "text": head + data}
+    if kind == "content":
         return {"type": "text", "text": head + text_of(source.get("content"), f"{path}.source")}
-    if kind == "base64" and isinstance(source, dict) and isinstance(source.get("data"), str):
+    if kind == "base64" and isinstance(data, str):
         media = source.get("media_type") or "application/pdf"
-        file = {
-            "filename": title or "document.pdf",
-            "file_data": f"data:{media};base64,{source['data']}",
-        }
+        file = {"filename": title or "document.pdf", "file_data": f"data:{media};base64,{data}"}
         return {"type": "file", "file": file}
     raise bad(f"{path}.source", "must be a text, content or base64 document source")
 
