@@ -111,6 +111,9 @@ def test_chat_streams_the_reply(gateway: str) -> None:
     assert (anthropic.returncode, anthropic.stdout) == (0, "You said: hi\n"), anthropic
     piped = minillm("chat", "--url", gateway, "--no-stream", "-v", "-m", "fast", "-", stdin="x y")
     assert (piped.stdout, piped.stderr) == ("You said: x y\n", "[mock:mock-1]\n"), piped
+    for stream in ([], ["--no-stream"]):
+        responses = minillm("chat", "--url", gateway, "--format", "responses", *stream, "hey")
+        assert (responses.returncode, responses.stdout) == (0, "You said: hey\n"), responses
 
 
 def test_chat_failures_are_one_line_with_exit_1(gateway: str, dead_url: str) -> None:
@@ -158,8 +161,16 @@ def test_demo_runs_offline_and_cleans_up() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "offline" in out and "failed" not in out.lower()
-    for step in ("GET /health", "GET /v1/models", "/v1/chat/completions", "/v1/messages"):
+    steps = (
+        "GET /health",
+        "GET /v1/models",
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/responses",
+    )
+    for step in steps:
         assert step in out
+    assert "You said: Name one river." in out
     assert "fast  -> mock:mock-1" in out
     assert "You said: Stream a haiku." in out
     assert "translated Anthropic -> OpenAI and back" in out

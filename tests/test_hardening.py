@@ -253,7 +253,8 @@ async def test_one_timeout_bounds_hangs_and_stalls(start_gateway, upstream: Fake
 
 
 async def test_client_that_stops_reading_releases_the_upstream(
-    start_gateway, upstream: FakeUpstream  # type: ignore[no-untyped-def]
+    start_gateway,
+    upstream: FakeUpstream,  # type: ignore[no-untyped-def]
 ) -> None:
     gw = await start_gateway(gateway_env(upstream.url, MINI_LLM_STREAM_IDLE_TIMEOUT="0.5"))
     upstream.push(Reply(text="word " * 120_000))  # ~20 MB of SSE: more than socket buffers hold
