@@ -1,9 +1,9 @@
 """A scripted fake provider for the agent CLIs: Anthropic Messages, OpenAI Chat
 Completions and OpenAI Responses, plain and streamed, as an ASGI app.
 
-A Chat Completions request with a parameter OpenAI would reject gets OpenAI's 400
-(:func:`chat_problem`).  Each other request is recorded, then answered by
-:func:`decide`:
+A Chat Completions or Messages request with a parameter OpenAI or Anthropic would
+reject gets their 400 (:func:`chat_problem`, :func:`messages_problem`).  Each other
+request is recorded, then answered by :func:`decide`:
 
 * the last input is a tool result: answer in text, quoting it, and remember
   whether it held :data:`MARKER` (the tool round trip reached the provider);
@@ -15,6 +15,7 @@ A Chat Completions request with a parameter OpenAI would reject gets OpenAI's 40
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -89,9 +90,10 @@ class FakeProvider:
             await _send(send, 404, "application/json", b'{"error":{"message":"not found"}}')
             return
         body = orjson.loads(raw or b"{}")
-        if api == "chat" and (problem := chat_problem(body)):
-            error = {"error": {"message": problem, "type": "invalid_request_error"}}
-            await _send(send, 400, "application/json", orjson.dumps(error))
+        if problem := _PROBLEMS.get(api, _no_problem)(body):
+            error = {"message": problem, "type": "invalid_request_error"}
+            wrapped = {"type": "error", "error": error} if api == "anthropic" else {"error": error}
+            await _send(send, 400, "application/json", orjson.dumps(wrapped))
             return
         action = self.decide(api, body)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
@@ -136,6 +138,32 @@ def chat_problem(body: dict[str, Any]) -> str | None:
             if key in body:
                 return f"Unsupported parameter: '{key}' is not supported with this model."
     return None
+
+
+_MESSAGES_PARAMS = frozenset((
+    "model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature",
+    "top_p", "top_k", "tools", "tool_choice", "metadata", "thinking", "service_tier",
+    "container", "mcp_servers", "context_management", "output_config", "output_format",
+    "inference_geo", "speed", "diagnostics", "cache_control",
+))  # fmt: skip
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+
+
+def messages_problem(body: dict[str, Any]) -> str | None:
+    """What Anthropic would reject in a Messages request."""
+    if unknown := sorted(set(body) - _MESSAGES_PARAMS):
+        return f"{unknown[0]}: Extra inputs are not permitted"
+    for i, tool in enumerate(body.get("tools") or []):
+        if not _TOOL_NAME.match(str(tool.get("name"))):
+            return f"tools.{i}.custom.name: String should match pattern '{_TOOL_NAME.pattern}'"
+    return None
+
+
+def _no_problem(body: dict[str, Any]) -> None:
+    return None
+
+
+_PROBLEMS = {"chat": chat_problem, "anthropic": messages_problem}
 
 
 def _last_input(api: str, body: dict[str, Any]) -> Any:
