@@ -52,17 +52,17 @@ PROMPTS = {
 
 
 @dataclass(frozen=True, slots=True)
-class Path_:
+class Route:
     cli: str  # "claude" or "codex"
     model: str
     label: str
 
 
-PATHS = (
-    Path_("claude", CLAUDE_MODEL, "Claude Code -> claude model (passthrough)"),
-    Path_("claude", GPT_MODEL, "Claude Code -> gpt model (translated)"),
-    Path_("codex", GPT_MODEL, "Codex -> gpt model (Responses passthrough)"),
-    Path_("codex", CLAUDE_MODEL, "Codex -> claude model (Responses -> Anthropic)"),
+ROUTES = (
+    Route("claude", CLAUDE_MODEL, "Claude Code -> claude model (passthrough)"),
+    Route("claude", GPT_MODEL, "Claude Code -> gpt model (translated)"),
+    Route("codex", GPT_MODEL, "Codex -> gpt model (Responses passthrough)"),
+    Route("codex", CLAUDE_MODEL, "Codex -> claude model (Responses -> Anthropic)"),
 )
 
 
@@ -158,11 +158,11 @@ COMMANDS: dict[str, Callable[..., tuple[list[str], dict[str, str]]]] = {
 
 
 async def run_one(
-    path: Path_, check: str, *, bin_dir: Path, gateway: str, fake: FakeProvider, keep: bool
+    route: Route, check: str, *, bin_dir: Path, gateway: str, fake: FakeProvider, keep: bool
 ) -> Outcome:
     fake.reset()
-    home = Path(tempfile.mkdtemp(prefix=f"minillm-{path.cli}-"))
-    args, env = COMMANDS[path.cli](bin_dir, home, gateway, path.model, PROMPTS[check])
+    home = Path(tempfile.mkdtemp(prefix=f"minillm-{route.cli}-"))
+    args, env = COMMANDS[route.cli](bin_dir, home, gateway, route.model, PROMPTS[check])
     log = home / "cli-output.txt"
     with trio.move_on_after(TIMEOUT_S) as scope:
         done = await trio.run_process(
@@ -206,14 +206,14 @@ def _judge(check: str, code: int, out: str, err: str, fake: FakeProvider) -> Out
     return Outcome(True)
 
 
-async def main(only: str | None, keep: bool) -> int:
-    bin_dir = install()
+async def main(bin_dir: Path, only: str | None, keep: bool) -> int:
     fake = FakeProvider()
-    results: list[tuple[Path_, str, Outcome]] = []
+    results: list[tuple[Route, str, Outcome]] = []
     async with trio.open_nursery() as nursery:
         hc = hypercorn.config.Config()
         hc.bind = ["127.0.0.1:0"]
         hc.accesslog = None
+        hc.loglevel = "WARNING"
         binds = await nursery.start(partial(hypercorn.trio.serve, fake, hc))  # type: ignore[arg-type]
         env = {
             "OPENAI_API_KEY": "sk-fake-openai",
@@ -227,16 +227,16 @@ async def main(only: str | None, keep: bool) -> int:
         gateway = await nursery.start(
             partial(serve, Config.load(env), sock=bind_socket("127.0.0.1", 0), handle_signals=False)
         )
-        for path in PATHS:
-            if only and path.cli != only:
+        for route in ROUTES:
+            if only and route.cli != only:
                 continue
             for check in PROMPTS:
                 outcome = await run_one(
-                    path, check, bin_dir=bin_dir, gateway=gateway, fake=fake, keep=keep
+                    route, check, bin_dir=bin_dir, gateway=gateway, fake=fake, keep=keep
                 )
-                results.append((path, check, outcome))
+                results.append((route, check, outcome))
                 print(
-                    f"{path.label:48} {check:6} {'pass' if outcome.ok else 'FAIL'} {outcome.why}",
+                    f"{route.label:48} {check:6} {'pass' if outcome.ok else 'FAIL'} {outcome.why}",
                     flush=True,
                 )
         nursery.cancel_scope.cancel()
@@ -244,12 +244,12 @@ async def main(only: str | None, keep: bool) -> int:
     return 0 if all(o.ok for _, _, o in results) else 1
 
 
-def _table(results: list[tuple[Path_, str, Outcome]]) -> str:
+def _table(results: list[tuple[Route, str, Outcome]]) -> str:
     versions = f"Claude Code {CLAUDE_CODE[1]}, Codex CLI {CODEX[1]}"
     lines = [f"\n{versions}\n", "| client -> model | plain | tool round trip |", "|---|---|---|"]
-    for path in dict.fromkeys(p for p, _, _ in results):
-        cells = {c: ("pass" if o.ok else "FAIL") for p, c, o in results if p == path}
-        lines.append(f"| {path.label} | {cells.get('plain', '-')} | {cells.get('tool', '-')} |")
+    for route in dict.fromkeys(p for p, _, _ in results):
+        cells = {c: ("pass" if o.ok else "FAIL") for p, c, o in results if p == route}
+        lines.append(f"| {route.label} | {cells.get('plain', '-')} | {cells.get('tool', '-')} |")
     return "\n".join(lines)
 
 
@@ -260,4 +260,4 @@ if __name__ == "__main__":
     parser.add_argument("--only", choices=("claude", "codex"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary HOMEs")
     opts = parser.parse_args()
-    sys.exit(trio.run(main, opts.only, opts.keep))
+    sys.exit(trio.run(main, install(), opts.only, opts.keep))
