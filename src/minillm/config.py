@@ -377,6 +377,8 @@ def _provider(name: str, spec: Mapping[str, Any]) -> ProviderConfig:
     if not isinstance(responses, bool):
         raise ConfigError(f"{where}: responses must be true or false")
     reasoning = spec.get("reasoning_models", ())
+    if isinstance(reasoning, str):
+        reasoning = _split_keys(reasoning)
     if not isinstance(reasoning, Sequence) or not all(isinstance(p, str) for p in reasoning):
         raise ConfigError(f"{where}: reasoning_models must be a list of model name patterns")
     return ProviderConfig(
