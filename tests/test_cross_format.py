@@ -150,7 +150,11 @@ async def test_openai_sdk_images_to_claude(gw: str, upstream: FakeUpstream) -> N
             }
         ],
     )
-    blocks = upstream.requests[-1].json["messages"][0]["content"]
+    assert_two_images(upstream.requests[-1].json["messages"][0]["content"])
+
+
+def assert_two_images(blocks: list[dict[str, object]]) -> None:
+    """Anthropic blocks 1 and 2: ``PIXEL`` as base64, then the cat by URL."""
     assert blocks[1] == {
         "type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}
     }  # fmt: skip

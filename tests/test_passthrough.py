@@ -61,3 +61,21 @@ def test_unterminated_last_event_is_flushed() -> None:
     stream = PassthroughStream()
     assert stream.feed(b"data: [DONE]") == b""
     assert stream.close() == b"data: [DONE]\n\n"
+
+
+def test_responses_usage_comes_from_response_completed() -> None:
+    usage = {
+        "input_tokens": 120, "input_tokens_details": {"cached_tokens": 100},
+        "output_tokens": 9, "output_tokens_details": {"reasoning_tokens": 4}, "total_tokens": 129,
+    }  # fmt: skip
+    events = [
+        {"type": "response.created", "response": {"id": "r", "usage": None}},
+        {"type": "response.output_text.delta", "delta": '"usage": {"input_tokens": 1}'},
+        {"type": "response.completed", "response": {"id": "r", "usage": usage}},
+    ]
+    sse = b"".join(
+        b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) + b"\n\n" for e in events
+    )
+    out, stream = run([sse], drop=False)
+    assert out == sse
+    assert (stream.tokens.input, stream.tokens.output, stream.tokens.cache_read) == (120, 9, 100)

@@ -8,16 +8,15 @@ rows, token limits) from the body or from ``response.completed``.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-import trio
 
 from gateway_fixtures import gateway_env
-from upstream import FakeUpstream, Reply, Status
+from test_usage import rows
+from upstream import DropAfter, FakeUpstream, Reply, Status
 from upstream_responses import FAKE_EXTRA
 
 GW_KEY = "sk-gw-responses-1"
@@ -46,19 +45,6 @@ def client(gw: str, prefix: str = "") -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(api_key=GW_KEY, base_url=f"{gw}{prefix}/v1", max_retries=0)
 
 
-async def usage_rows(db: Path, n: int) -> list[dict[str, Any]]:
-    with trio.fail_after(5):
-        while True:
-            if db.exists():
-                con = sqlite3.connect(db)
-                con.row_factory = sqlite3.Row
-                found = [dict(r) for r in con.execute("SELECT * FROM requests ORDER BY ts")]
-                con.close()
-                if len(found) >= n:
-                    return found
-            await trio.sleep(0.02)
-
-
 async def test_plain_call_keeps_every_field_but_the_model(gw: str, upstream: FakeUpstream) -> None:
     raw = await client(gw).responses.with_raw_response.create(
         model="fast",
@@ -83,9 +69,7 @@ async def test_plain_call_keeps_every_field_but_the_model(gw: str, upstream: Fak
     }
 
 
-async def test_stream_helper_and_usage_rows(
-    gw: str, upstream: FakeUpstream, tmp_path: Path
-) -> None:
+async def test_stream_helper_and_rows(gw: str, upstream: FakeUpstream, tmp_path: Path) -> None:
     upstream.push(Reply(usage=(21, 8)), Reply(usage=(30, 4)))
     async with client(gw, "/openai").responses.stream(
         model="gpt-4.1", input=[{"role": "user", "content": "stream to me"}]
@@ -98,9 +82,9 @@ async def test_stream_helper_and_usage_rows(
     assert upstream.requests[-1].json["stream"] is True
     assert "stream_options" not in upstream.requests[-1].json
     await client(gw).responses.create(model="gpt-4.1", input="plain")
-    rows = await usage_rows(tmp_path / "u.db", 2)
-    assert [(r["input_tokens"], r["output_tokens"]) for r in rows] == [(21, 8), (30, 4)]
-    assert {(r["client_format"], r["endpoint"], r["provider"]) for r in rows} == {
+    got = await rows(tmp_path / "u.db", 2)
+    assert [(r["input_tokens"], r["output_tokens"]) for r in got] == [(21, 8), (30, 4)]
+    assert {(r["client_format"], r["endpoint"], r["provider"]) for r in got} == {
         ("responses", "responses", "openai")
     }
 
@@ -126,6 +110,19 @@ async def test_provider_errors_are_relayed(gw: str, upstream: FakeUpstream) -> N
     with pytest.raises(openai.RateLimitError) as limited:
         await client(gw).responses.create(model="gpt-4.1", input="x")
     assert limited.value.response.headers["retry-after"] == "3"
+
+
+async def test_upstream_cut_mid_stream_ends_with_an_error_event(
+    gw: str, upstream: FakeUpstream
+) -> None:
+    upstream.push(DropAfter(2))
+    seen: list[str] = []
+    with pytest.raises(openai.APIError) as exc:
+        async with client(gw).responses.stream(model="gpt-4.1", input="x") as stream:
+            async for event in stream:
+                seen.append(event.type)
+    assert exc.value.message == "Provider unavailable"
+    assert seen[0] == "response.created"  # the answer had started
 
 
 async def test_unknown_model_name_is_an_openai_shaped_400(gw: str) -> None:

@@ -21,13 +21,11 @@ import trio
 from gateway_fixtures import gateway_env
 from minillm.config import Config, ConfigError
 from minillm.errors import openai_error_type, status_kind
-from upstream import FakeUpstream, Raw, Reply, Status
+from test_cross_format import PIXEL, assert_two_images
+from test_usage import rows
+from upstream import DropAfter, FakeUpstream, Raw, Reply, Status
 
 CLAUDE = "claude-sonnet-4-5"
-PIXEL = (  # a 1x1 PNG
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
-    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
 WEATHER: Any = {
     "type": "function",
     "name": "get_weather",
@@ -49,6 +47,7 @@ async def gw(upstream: FakeUpstream, start_gateway, tmp_path: Path) -> str:  # t
         MINI_LLM_PROVIDER_VLLM_URL=f"{upstream.url}/v1",
         MINI_LLM_PROVIDER_VLLM_RESPONSES="0",
         MINI_LLM_DEFAULT_MAX_TOKENS="777",
+        MINI_LLM_USAGE_DB=str(tmp_path / "u.db"),
     )
     return await start_gateway(env)
 
@@ -202,13 +201,7 @@ async def test_images_to_claude(gw: str, upstream: FakeUpstream) -> None:
             }
         ],  # type: ignore[typeddict-item]
     )
-    blocks = upstream.requests[-1].json["messages"][0]["content"]
-    assert blocks[1] == {
-        "type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}
-    }  # fmt: skip
-    assert blocks[2] == {
-        "type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}
-    }  # fmt: skip
+    assert_two_images(upstream.requests[-1].json["messages"][0]["content"])
 
 
 @pytest.mark.parametrize(
@@ -233,6 +226,35 @@ async def test_claude_errors_in_the_openai_shape(
         assert exc.value.response.headers["retry-after"] == "7"
     else:
         assert exc.value.body["message"] == f"fake upstream error {status}"
+
+
+@pytest.mark.parametrize("model", [CLAUDE, "local:llama-3"])
+async def test_upstream_cut_mid_stream_ends_with_an_error_event(
+    gw: str, upstream: FakeUpstream, model: str
+) -> None:
+    upstream.push(DropAfter(2))
+    seen: list[str] = []
+    with pytest.raises(openai.APIError) as exc:
+        async with oai(gw).responses.stream(model=model, input="x") as stream:
+            async for event in stream:
+                seen.append(event.type)
+    assert exc.value.message == "Provider unavailable"
+    assert seen[0] == "response.created"  # the answer had started
+
+
+async def test_translated_calls_are_counted(
+    gw: str, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    upstream.push(Reply(usage=(40, 9)), Reply(usage=(50, 6)))
+    async with oai(gw).responses.stream(model=CLAUDE, input="a") as stream:
+        await stream.get_final_response()
+    await oai(gw).responses.create(model="local:llama-3", input="b")
+    got = await rows(tmp_path / "u.db", 2)
+    assert [(r["provider"], r["input_tokens"], r["output_tokens"]) for r in got] == [
+        ("anthropic", 40, 9),
+        ("local", 50, 6),
+    ]
+    assert {r["client_format"] for r in got} == {"responses"}
 
 
 async def test_refused_field_is_a_400_naming_it(gw: str, upstream: FakeUpstream) -> None:

@@ -1,45 +1,22 @@
-"""The Responses API <-> Chat Completions translators, checked against the openai SDK.
+"""Responses -> Chat Completions requests: Codex's shape, tools, and every 400.
 
-Streams go through the SDK's own ``responses.stream()`` accumulator (strict
-about event order and item identity) over an ``httpx2.MockTransport``; every
-event and final response is also validated with the SDK's pydantic types.
+Replies and streams are in ``test_translate_responses_stream.py``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any
 
-import openai
-import orjson
-import pydantic
 import pytest
-from hypothesis import given, settings
-from openai.types.responses import Response, ResponseStreamEvent
-from test_translate_streams import (
-    ANTHROPIC_STREAM,
-    _cuts,
-    _mock,
-    _split,
-    events,
-    openai_sse,
-    run,
-)
 
-from minillm.errors import BadRequest, Overloaded, UpstreamProtocolError
+from minillm.errors import BadRequest
 from minillm.translate import (
-    AnthropicToOpenAIStream,
-    ChainedStream,
-    ChatToResponsesStream,
     ResponsesPlan,
-    chat_to_responses_response,
     openai_to_anthropic_request,
-    responses_stream_error,
     responses_to_chat_request,
 )
 
-EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
 NAME_RULE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
@@ -110,7 +87,7 @@ CODEX_REQUEST: dict[str, Any] = {
         {"type": "message", "role": "developer",
          "content": [{"type": "input_text", "text": "<permissions>sandboxed</permissions>"}]},
         {"type": "message", "role": "user",
-         "content": [{"type": "input_text", "text": "<environment_context>cwd</environment_context>"},
+         "content": [{"type": "input_text", "text": "<environment_context/>"},
                      {"type": "input_text", "text": "list the files"}]},
         {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAA"},
         {"type": "message", "role": "assistant",
@@ -139,23 +116,24 @@ CODEX_REQUEST: dict[str, Any] = {
 }  # fmt: skip
 
 
+def tool_call(id_: str, name: str, args: str) -> dict[str, Any]:
+    return {"id": id_, "type": "function", "function": {"name": name, "arguments": args}}
+
+
 def test_codex_shaped_request() -> None:
     plan = responses_to_chat_request(CODEX_REQUEST, model="claude-up")
-    call = lambda id_, name, args: {  # noqa: E731
-        "id": id_, "type": "function", "function": {"name": name, "arguments": args}
-    }
     assert plan.chat["messages"] == [
         {"role": "system", "content": "<permissions>sandboxed</permissions>"},
         {"role": "user", "content": [
-            {"type": "text", "text": "<environment_context>cwd</environment_context>"},
+            {"type": "text", "text": "<environment_context/>"},
             {"type": "text", "text": "list the files"}]},
         {"role": "assistant", "content": "Listing.", "tool_calls": [
-            call("call_1", "shell_command", '{"command":"ls"}'),
-            call("call_2", "mcp__docs__search", '{"q":"x"}')]},
+            tool_call("call_1", "shell_command", '{"command":"ls"}'),
+            tool_call("call_2", "mcp__docs__search", '{"q":"x"}')]},
         {"role": "tool", "tool_call_id": "call_1", "content": "a.txt"},
         {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "found"}]},
         {"role": "assistant", "content": None, "tool_calls": [
-            call("call_3", "apply_patch", '{"input":"*** Begin Patch"}')]},
+            tool_call("call_3", "apply_patch", '{"input":"*** Begin Patch"}')]},
         {"role": "tool", "tool_call_id": "call_3", "content": "Done!"},
     ]  # fmt: skip
     tools = {t["function"]["name"]: t["function"] for t in plan.chat["tools"]}
@@ -244,8 +222,10 @@ def test_namespace_names_fit_the_rule_and_map_back() -> None:
     ],
 )
 def test_tool_choice(choice: object, expected: object) -> None:
-    tools = [{"type": "function", "name": "f"}, {"type": "custom", "name": "p"},
-             {"type": "web_search_preview"}, {"type": "file_search", "vector_store_ids": []}]  # fmt: skip
+    tools = [
+        {"type": "function", "name": "f"}, {"type": "custom", "name": "p"},
+        {"type": "web_search_preview"}, {"type": "file_search", "vector_store_ids": []},
+    ]  # fmt: skip
     plan = plan_for(tools=tools, tool_choice=choice, parallel_tool_calls=False)
     assert plan.chat.get("tool_choice") == expected
     assert plan.chat["parallel_tool_calls"] is False
@@ -270,7 +250,7 @@ def test_text_format() -> None:
         "type": "json_object"
     }
     assert "response_format" not in plan_for(text={"format": {"type": "text"}}).chat
-    with pytest.raises(BadRequest, match="^response_format"):  # Anthropic cannot honour it
+    with pytest.raises(BadRequest, match=r"^response_format"):  # Anthropic cannot honour it
         openai_to_anthropic_request(plan.chat, model="c", default_max_tokens=10)
 
 
@@ -297,35 +277,66 @@ _IN = {"model": "m", "input": "x"}
         ({**_M, "input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
         ({**_M, "input": [{"type": "local_shell_call"}]}, "input[0].type"),
         ({**_M, "input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
-        ({**_M, "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
-         "input[0].content[0].type"),
-        ({**_M, "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
-         "input[0].content[0].image_url"),
-        ({**_M, "input": [{"role": "developer", "content": [{"type": "input_image"}]}]},
-         "input[0].content[0].type"),
-        ({**_M, "input": [{"role": "user", "content": [{"type": "input_text"}]}]},
-         "input[0].content[0].text"),
-        ({**_M, "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
-         "input[0].call_id"),
-        ({**_M, "input": [{"type": "function_call", "call_id": "c", "arguments": "{}"}]},
-         "input[0].name"),
-        ({**_M, "input": [{"type": "custom_tool_call", "call_id": "c", "name": "p"}]},
-         "input[0].input"),
+        (
+            {
+                **_M,
+                "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}],
+            },
+            "input[0].content[0].type",
+        ),
+        (
+            {
+                **_M,
+                "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}],
+            },
+            "input[0].content[0].image_url",
+        ),
+        (
+            {**_M, "input": [{"role": "developer", "content": [{"type": "input_image"}]}]},
+            "input[0].content[0].type",
+        ),
+        (
+            {**_M, "input": [{"role": "user", "content": [{"type": "input_text"}]}]},
+            "input[0].content[0].text",
+        ),
+        (
+            {**_M, "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
+            "input[0].call_id",
+        ),
+        (
+            {**_M, "input": [{"type": "function_call", "call_id": "c", "arguments": "{}"}]},
+            "input[0].name",
+        ),
+        (
+            {**_M, "input": [{"type": "custom_tool_call", "call_id": "c", "name": "p"}]},
+            "input[0].input",
+        ),
         ({**_M, "input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
         ({**_IN, "tools": {"type": "function"}}, "tools"),
         ({**_IN, "tools": [{"name": "f"}]}, "tools[0].type"),
         ({**_IN, "tools": [{"type": "function"}]}, "tools[0].name"),
-        ({**_IN, "tools": [{"type": "function", "name": "f"}, {"type": "custom", "name": "f"}]},
-         "tools[1].name"),
+        (
+            {**_IN, "tools": [{"type": "function", "name": "f"}, {"type": "custom", "name": "f"}]},
+            "tools[1].name",
+        ),
         ({**_IN, "tools": [{"type": "namespace", "tools": []}]}, "tools[0].name"),
-        ({**_IN, "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "web_search"}]}]},
-         "tools[0].tools[0].type"),
+        (
+            {
+                **_IN,
+                "tools": [{"type": "namespace", "name": "n", "tools": [{"type": "web_search"}]}],
+            },
+            "tools[0].tools[0].type",
+        ),
         ({**_IN, "tool_choice": {"type": "web_search"}}, "tool_choice"),
-        ({**_IN, "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}},
-         "tool_choice"),
+        (
+            {**_IN, "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}},
+            "tool_choice",
+        ),
         ({**_IN, "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice.name"),
-        ({**_IN, "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}},
-         "tool_choice.type"),
+        (
+            {**_IN, "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}},
+            "tool_choice.type",
+        ),
         ({**_IN, "tool_choice": "sometimes"}, "tool_choice"),
     ],
 )
@@ -335,5 +346,5 @@ def test_bad_requests_name_the_field(body: dict[str, Any], field: str) -> None:
 
 def test_forced_builtin_tool_is_named() -> None:
     assert "'web_search'" in bad({**_IN, "tool_choice": {"type": "web_search"}})
-    with pytest.raises(BadRequest, match="^body"):
+    with pytest.raises(BadRequest, match=r"^body"):
         responses_to_chat_request([], model="up")  # type: ignore[arg-type]

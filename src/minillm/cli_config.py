@@ -80,6 +80,8 @@ def run_config(args: argparse.Namespace) -> int:
         fmt, base_url = shown.pop("format"), shown.pop("base_url")
         if provider.name == "mock":
             base_url, keys = "(built in, offline)", "not needed"
+        if shown.pop("responses") is False and fmt == "openai":  # said when not the default
+            shown["responses"] = "false"
         extra = "".join(f"  {k}={v}" for k, v in shown.items() if v not in (None, {}, []))
         rows.append((provider.name, fmt, base_url, f"keys: {keys}{extra}"))
     width = max(len(row[2]) for row in rows)

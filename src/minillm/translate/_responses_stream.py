@@ -41,8 +41,8 @@ from typing import Any
 import orjson
 
 from minillm.errors import GatewayError, UpstreamHTTPError, UpstreamProtocolError, openai_error_type
-from minillm.sse import SSEDecoder, SSEEvent
-from minillm.translate._common import count, dumps_arguments, loads_upstream
+from minillm.translate._chunk_reader import ChatChunkReader
+from minillm.translate._common import count, dumps_arguments
 from minillm.translate._responses_common import (
     ResponsesPlan,
     call_item,
@@ -100,12 +100,12 @@ class _Item:
     name: str = ""  # the chat function name
 
 
-class ChatToResponsesStream:
+class ChatToResponsesStream(ChatChunkReader):
     """Upstream chat chunk SSE in (any chunking), Responses SSE out (see the module docstring)."""
 
     def __init__(self, plan: ResponsesPlan) -> None:
+        super().__init__()
         self._plan = plan
-        self._decoder = SSEDecoder()
         self._seq = 0
         self._id: str | None = None  # set by response.created
         self._created = 0
@@ -122,35 +122,12 @@ class ChatToResponsesStream:
         self.error: UpstreamHTTPError | None = None
         """The upstream error chunk that ended the stream, if any."""
 
-    def feed(self, chunk: bytes) -> bytes:
-        """Translate upstream bytes (any chunking); may return ``b""``."""
-        return b"" if self._done else self._on_events(self._decoder.feed(chunk))
+    def _ended(self) -> bool:
+        return self._done
 
-    def close(self) -> bytes:
-        """The upstream ended: flush it and send the terminal events still owed, once."""
-        if self._done:
-            return b""
-        out = self._on_events(self._decoder.close())
-        return out if self._done else out + self._end()
-
-    def _emit(self, obj: dict[str, Any]) -> bytes:
-        obj["sequence_number"] = self._seq
+    def _emit(self, kind: str, **fields: Any) -> bytes:
         self._seq += 1
-        return _event(obj)
-
-    def _on_events(self, events: list[SSEEvent]) -> bytes:
-        out: list[bytes] = []
-        for event in events:
-            if self._done:
-                break
-            if event.data.startswith("[DONE]"):
-                out.append(self._end())
-                continue
-            data = loads_upstream(event.data)
-            if not isinstance(data, dict):
-                raise UpstreamProtocolError("Provider sent a chunk that is not an object")
-            out.append(self._on_chunk(data))
-        return b"".join(out)
+        return _event({"type": kind, **fields, "sequence_number": self._seq - 1})
 
     def _on_chunk(self, data: dict[str, Any]) -> bytes:
         if data.get("error"):
@@ -192,16 +169,14 @@ class ChatToResponsesStream:
         created = data.get("created")
         self._created = created if isinstance(created, int) else int(time.time())
         response = self._response()
-        return self._emit({"type": "response.created", "response": response}) + self._emit(
-            {"type": "response.in_progress", "response": response}
+        return self._emit("response.created", response=response) + self._emit(
+            "response.in_progress", response=response
         )
 
     def _add(self, item: dict[str, Any]) -> bytes:
         self._count += 1
         self._output.append(item)  # replaced by the whole item when it ends
-        return self._emit(
-            {"type": "response.output_item.added", "output_index": self._count - 1, "item": item}
-        )
+        return self._emit("response.output_item.added", output_index=self._count - 1, item=item)
 
     # --- text ------------------------------------------------------------------------
 
@@ -212,14 +187,9 @@ class ChatToResponsesStream:
             msg = self._message = _Item(self._count, message_id(self._id))
             out += self._add(message_item(msg.id, "", "in_progress"))
             out += self._emit(
-                {
-                    "type": "response.content_part.added",
-                    "item_id": msg.id,
-                    "output_index": msg.index,
-                    "content_index": 0,
-                    "part": text_part(""),
-                }
-            )
+                "response.content_part.added", item_id=msg.id, output_index=msg.index,
+                content_index=0, part=text_part(""),
+            )  # fmt: skip
         msg.parts.append(text)
         self._seq += 1
         return out + _TEXT_DELTA % (
@@ -237,11 +207,9 @@ class ChatToResponsesStream:
         where = {"item_id": msg.id, "output_index": msg.index, "content_index": 0}
         item = self._output[msg.index] = message_item(msg.id, text)
         return (
-            self._emit({"type": "response.output_text.done", **where, "text": text, "logprobs": []})
-            + self._emit({"type": "response.content_part.done", **where, "part": text_part(text)})
-            + self._emit(
-                {"type": "response.output_item.done", "output_index": msg.index, "item": item}
-            )
+            self._emit("response.output_text.done", **where, text=text, logprobs=[])
+            + self._emit("response.content_part.done", **where, part=text_part(text))
+            + self._emit("response.output_item.done", output_index=msg.index, item=item)
         )
 
     # --- tool calls ------------------------------------------------------------------
@@ -271,13 +239,9 @@ class ChatToResponsesStream:
             item.parts.append(args)
             if item.name not in self._plan.custom_tools:
                 out += self._emit(
-                    {
-                        "type": "response.function_call_arguments.delta",
-                        "item_id": item.id,
-                        "output_index": item.index,
-                        "delta": args,
-                    }
-                )
+                    "response.function_call_arguments.delta", item_id=item.id,
+                    output_index=item.index, delta=args,
+                )  # fmt: skip
         return out
 
     def _end_calls(self) -> bytes:
@@ -290,40 +254,15 @@ class ChatToResponsesStream:
             )
             where = {"item_id": call.id, "output_index": call.index}
             if item["type"] == "custom_tool_call":
-                if item["input"]:
-                    out.append(
-                        self._emit(
-                            {
-                                "type": "response.custom_tool_call_input.delta",
-                                **where,
-                                "delta": item["input"],
-                            }
-                        )
-                    )
-                out.append(
-                    self._emit(
-                        {
-                            "type": "response.custom_tool_call_input.done",
-                            **where,
-                            "input": item["input"],
-                        }
-                    )
-                )
+                if custom := item["input"]:
+                    out.append(self._emit("response.custom_tool_call_input.delta", **where,
+                                          delta=custom))  # fmt: skip
+                out.append(self._emit("response.custom_tool_call_input.done", **where,
+                                      input=custom))  # fmt: skip
             else:
-                out.append(
-                    self._emit(
-                        {
-                            "type": "response.function_call_arguments.done",
-                            **where,
-                            "arguments": arguments,
-                        }
-                    )
-                )
-            out.append(
-                self._emit(
-                    {"type": "response.output_item.done", "output_index": call.index, "item": item}
-                )
-            )
+                out.append(self._emit("response.function_call_arguments.done", **where,
+                                      arguments=arguments))  # fmt: skip
+            out.append(self._emit("response.output_item.done", output_index=call.index, item=item))
         self._calls.clear()
         return b"".join(out)
 
@@ -337,7 +276,7 @@ class ChatToResponsesStream:
         finish = self._finish or "stop"
         response = self._response(finish)
         kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
-        return out + self._emit({"type": kind, "response": response})
+        return out + self._emit(kind, response=response)
 
     def _fail(self, exc: GatewayError) -> bytes:
         self._done = True
@@ -349,7 +288,7 @@ class ChatToResponsesStream:
         ended = [item for item in self._output if item["status"] != "in_progress"]
         code = _FAILED_CODE.get(exc.kind, "server_error")
         response.update(status="failed", output=ended, error={"code": code, "message": exc.message})
-        return out + self._emit({"type": "response.failed", "response": response})
+        return out + self._emit("response.failed", response=response)
 
 
 class ChainedStream:

@@ -31,12 +31,11 @@ from typing import Any
 import orjson
 
 from minillm.errors import UpstreamHTTPError, UpstreamProtocolError
-from minillm.sse import SSEDecoder, SSEEvent
+from minillm.translate._chunk_reader import ChatChunkReader
 from minillm.translate._common import (
     anthropic_id,
     anthropic_usage,
     dumps_arguments,
-    loads_upstream,
     stop_reason,
 )
 from minillm.translate._stream_out import anthropic_event, stream_error
@@ -62,11 +61,11 @@ _NEXT = {
 }
 
 
-class OpenAIToAnthropicStream:
+class OpenAIToAnthropicStream(ChatChunkReader):
     """Upstream OpenAI chunk SSE in, Anthropic SSE out (see the module docstring)."""
 
     def __init__(self, *, model: str) -> None:
-        self._decoder = SSEDecoder()
+        super().__init__()
         self._model = model
         self._state = _S.START
         self._index = -1  # Anthropic index of the last block started
@@ -79,17 +78,6 @@ class OpenAIToAnthropicStream:
         self.error: UpstreamHTTPError | None = None
         """The upstream error chunk that ended the stream, if any."""
 
-    def feed(self, chunk: bytes) -> bytes:
-        """Translate upstream bytes (any chunking); may return ``b""``."""
-        return b"" if self._ended() else self._on_events(self._decoder.feed(chunk))
-
-    def close(self) -> bytes:
-        """The upstream ended: flush it and send the closing events still owed."""
-        if self._ended():
-            return b""
-        out = self._on_events(self._decoder.close())
-        return out if self._ended() else out + self._end()
-
     def _ended(self) -> bool:
         return self._state is _S.END
 
@@ -97,20 +85,6 @@ class OpenAIToAnthropicStream:
         if state not in _NEXT[self._state]:
             raise AssertionError(f"bad transition {self._state} -> {state}")
         self._state = state
-
-    def _on_events(self, events: list[SSEEvent]) -> bytes:
-        out: list[bytes] = []
-        for event in events:
-            if self._ended():
-                break
-            if event.data.startswith("[DONE]"):
-                out.append(self._end())
-                continue
-            data = loads_upstream(event.data)
-            if not isinstance(data, dict):
-                raise UpstreamProtocolError("Provider sent a chunk that is not an object")
-            out.append(self._on_chunk(data))
-        return b"".join(out)
 
     def _on_chunk(self, data: dict[str, Any]) -> bytes:
         if data.get("error"):

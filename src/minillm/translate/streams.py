@@ -4,9 +4,10 @@ A translator is a sans-I/O object: raw upstream SSE bytes go into
 :meth:`~StreamTranslator.feed` in whatever chunks the network delivers, and
 downstream SSE bytes come out, ready to write.  When the upstream body ends,
 :meth:`~StreamTranslator.close` returns the terminal events still owed (once).
-Both directions are documented in their modules:
-:mod:`minillm.translate._to_openai_stream` (Anthropic -> OpenAI) and
-:mod:`minillm.translate._to_anthropic_stream` (OpenAI -> Anthropic).
+Each direction is documented in its module:
+:mod:`minillm.translate._to_openai_stream` (Anthropic -> OpenAI),
+:mod:`minillm.translate._to_anthropic_stream` (OpenAI -> Anthropic) and
+:mod:`minillm.translate._responses_stream` (OpenAI chat -> OpenAI Responses).
 
 ``feed`` raises :class:`~minillm.errors.UpstreamProtocolError` on malformed
 upstream data (bad JSON, an SSE line over 1 MiB, events out of order); the
