@@ -34,7 +34,7 @@ def test_defaults_env_and_toml(tmp_path: Path) -> None:
     path.write_text('[providers.openai]\nreasoning_models = "o3*, o4*"\n')
     assert Config.load({}, config_file=path).providers["openai"].reasoning_models == ("o3*", "o4*")
     path.write_text("[providers.openai]\nreasoning_models = [3]\n")
-    with pytest.raises(ConfigError, match=r"\[providers.openai\] reasoning_models: expected a list"):
+    with pytest.raises(ConfigError, match=r"\] reasoning_models: expected a list"):
         Config.load({}, config_file=path)
 
 
