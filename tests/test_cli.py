@@ -133,6 +133,7 @@ def test_config_masks_every_key() -> None:
         "MINI_LLM_PROVIDER_LOCAL_URL": "http://user:pw@localhost:8000/v1",
         "MINI_LLM_MODEL_ALIASES": ALIASES,
         "MINI_LLM_USAGE_DB": "postgresql://minillm:db-pw@db.internal/usage",
+        "MINI_LLM_REDIS_URL": "rediss://:redis-pw@cache.internal:6380/0",
     }
     shown = minillm("config", env=env)
     assert shown.returncode == 0, shown
@@ -140,12 +141,14 @@ def test_config_masks_every_key() -> None:
     assert "keys: sk-...wxyz, ***" in shown.stdout
     assert "http://***@localhost:8000/v1" in shown.stdout
     assert "usage_db = postgresql://***@db.internal/usage" in shown.stdout
+    assert "redis_url = rediss://***@cache.internal:6380/0" in shown.stdout
     assert "fast -> mock:mock-1, mock:mock-echo" in shown.stdout
     as_json = minillm("config", "--json", env=env)
     described = json.loads(as_json.stdout)
     assert described["providers"]["openai"]["keys"] == ["sk-...wxyz", "***"]
     for output in (shown.stdout, as_json.stdout):
         assert SECRET not in output and "short-key" not in output and ":pw@" not in output
+        assert "redis-pw" not in output
         assert "db-pw" not in output
 
 

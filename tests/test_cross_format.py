@@ -263,3 +263,88 @@ async def test_openai_rate_limit_is_an_anthropic_error(gw: str, upstream: FakeUp
         )
     assert exc.value.body["type"] == "error"  # type: ignore[index]
     assert exc.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+
+CLAUDE_CODE_BETAS = (
+    "claude-code-20250219,context-management-2025-06-27,advanced-tool-use-2025-11-20"
+)
+CACHED = {"cache_control": {"type": "ephemeral"}}
+BASH = {
+    "name": "Bash",
+    "description": "Run a shell command",
+    "input_schema": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": {"command": {"type": "string"}},
+        "required": ["command"],
+        "additionalProperties": False,
+    },
+}
+DEFERRED = {
+    "name": "DeferredToolPlaceholder",
+    "description": "never call this tool",
+    "input_schema": {"type": "object", "properties": {}},
+    "defer_loading": True,
+}
+
+
+async def test_claude_code_shaped_request_to_gpt(gw: str, upstream: FakeUpstream) -> None:
+    """Claude Code 2.1.x's request, streamed, over a tool round trip, to a reasoning GPT model."""
+    client = ant(gw)
+    user_id = '{"device_id":"7c0e0935","account_uuid":"","session_id":"b45a14db"}'
+    messages: list[dict[str, object]] = [
+        {"role": "user", "content": [{"type": "text", "text": "run echo hi", **CACHED}]},
+        {"role": "system", "content": [{"type": "text", "text": "# Environment", **CACHED}]},
+    ]
+    shape: dict[str, object] = {
+        "model": "gpt-5.1",
+        "max_tokens": 32000,
+        "system": [
+            {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.328;"},
+            {"type": "text", "text": "You are an agent.", **CACHED},
+        ],
+        "tools": [BASH, DEFERRED],
+        "metadata": {"user_id": user_id},
+        "extra_headers": {"anthropic-beta": CLAUDE_CODE_BETAS},
+        "extra_body": {
+            "thinking": {"type": "adaptive", "display": "omitted"},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            "output_config": {"effort": "high"},
+        },
+    }
+    upstream.push(Reply(tool_call=("Bash", {"command": "echo hi"})))
+    async with client.messages.stream(messages=messages, **shape) as stream:  # type: ignore[arg-type]
+        first = await stream.get_final_message()
+    use = next(b for b in first.content if b.type == "tool_use")
+    assert first.stop_reason == "tool_use"
+    assert use.name == "Bash" and use.input == {"command": "echo hi"}  # type: ignore[union-attr]
+    result = {"type": "tool_result", "tool_use_id": use.id, "content": "hi", **CACHED}  # type: ignore[union-attr]
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [result]},
+    ]
+    upstream.push(Reply(text="it printed hi"))
+    async with client.messages.stream(messages=messages, **shape) as stream:  # type: ignore[arg-type]
+        texts = [t async for t in stream.text_stream]
+        second = await stream.get_final_message()
+    assert "".join(texts) == "it printed hi" and second.stop_reason == "end_turn"
+
+    for seen in upstream.requests[-2:]:
+        assert seen.path == "/v1/chat/completions"
+        assert "anthropic-beta" not in seen.headers
+        body = seen.json
+        assert set(body) == {
+            "model", "messages", "max_completion_tokens", "reasoning_effort", "user", "tools",
+            "stream", "stream_options",
+        }  # fmt: skip
+        assert body["max_completion_tokens"] == 32000 and body["reasoning_effort"] == "high"
+        assert len(body["user"]) == 64 and "device_id" not in body["user"]
+        assert [t["function"]["name"] for t in body["tools"]] == ["Bash"]
+        assert "cache_control" not in json.dumps(body)
+        assert [m["role"] for m in body["messages"][:3]] == ["system", "user", "system"]
+        assert body["messages"][2] == {"role": "system", "content": "# Environment"}
+    assert upstream.requests[-1].json["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": use.id,  # type: ignore[union-attr]
+        "content": "hi",
+    }

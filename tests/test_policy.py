@@ -1,4 +1,4 @@
-"""Sans-I/O retry policy and provider health, plus a property test through the real gateway."""
+"""Sans-I/O retry policy, plus a property test through the real gateway."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from email.utils import formatdate
 from functools import partial
 
 import httpx
-import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,13 +22,7 @@ from minillm.policy import (
     provider_wait,
     rate_limit_reset,
 )
-from minillm.provider_state import (
-    BreakerOpen,
-    BreakerSettings,
-    KeysCooling,
-    LocalHealth,
-    mask_key,
-)
+from minillm.provider_state import mask_key
 from minillm.server.serve import bind_socket, serve
 from upstream import DropAfter, FakeUpstream, Hang, Reply, StallAfter, Status
 
@@ -107,78 +100,6 @@ def test_provider_wait() -> None:
     assert provider_wait(429, {**headers, "retry-after": "7"}, 0) == 7  # Retry-After wins
     assert provider_wait(503, {"retry-after-ms": "250"}, 0) == 0.25
     assert provider_wait(429, {}, 0) is None  # no hint: the caller guesses
-
-
-def test_keys_rotate_cool_and_recover() -> None:
-    health = LocalHealth("p", ("key-a", "key-b"), BreakerSettings(key_cooldown=5))
-    assert [health.acquire_key(0, alternatives=True) for _ in range(3)] == [
-        "key-a",
-        "key-b",
-        "key-a",
-    ]
-    health.record_answer("key-a", 429, None, now=0)  # no hint: the 5 s guess
-    assert {health.acquire_key(1, alternatives=False) for _ in range(4)} == {"key-b"}
-    health.record_answer("key-b", 429, 10, now=1)  # the provider's word: 10 s
-    with pytest.raises(KeysCooling) as cooling:
-        health.acquire_key(2, alternatives=True)  # another target is left: go there
-    assert cooling.value.retry_after == 3
-    assert health.acquire_key(2, alternatives=False) == "key-a"  # panic: guessed rest ignored
-    assert health.acquire_key(6, alternatives=True) == "key-a"  # its guess is over
-    assert health.snapshot(6) == {"keys_available": 1, "keys_cooling": ["***"], "breaker": "closed"}
-    assert {health.acquire_key(12, alternatives=True) for _ in range(2)} == {"key-a", "key-b"}
-
-
-def test_a_rest_on_the_providers_word_is_kept() -> None:
-    health = LocalHealth("p", ("key-a", "key-b"), BreakerSettings())
-    health.record_answer("key-a", 429, 20, now=0)
-    health.record_answer("key-b", 429, 40, now=0)
-    with pytest.raises(KeysCooling) as cooling:
-        health.acquire_key(1, alternatives=False)  # every key on the provider's word
-    assert cooling.value.retry_after == 19
-    health.record_answer("key-a", 200, None, now=2)  # an older call's success
-    assert not health.has_key(2)
-    assert health.acquire_key(21, alternatives=False) == "key-a"
-
-
-def test_rejected_keys_are_skipped_only_while_something_else_is_left(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    key = "sk-bad-key-000000"
-    health = LocalHealth("p", (key, "sk-good-key-00000"), BreakerSettings(key_disable=300))
-    with caplog.at_level("WARNING", "minillm.providers"):
-        for t in range(5):  # rejected again and again: logged once per key_disable
-            health.record_answer(key, 401, None, now=t)
-        health.record_answer(key, 403, None, now=301)
-    assert [r.getMessage().count("sk-...0000") for r in caplog.records] == [1, 1]
-    assert key not in caplog.text
-    assert {health.acquire_key(302, alternatives=False) for _ in range(4)} == {"sk-good-key-00000"}
-    health.record_answer("sk-good-key-00000", 401, None, now=303)
-    with pytest.raises(KeysCooling):
-        health.acquire_key(304, alternatives=True)
-    assert health.acquire_key(304, alternatives=False) == key  # recovers soonest
-    health.record_answer(key, 200, None, now=305)  # it works again: no longer rejected
-    assert health.has_key(305) and health.acquire_key(305, alternatives=True) == key
-
-
-def test_breaker_opens_then_half_opens_for_one_probe() -> None:
-    health = LocalHealth("p", (), BreakerSettings(failures=2, cooldown=10))
-    health.record_failure(0)
-    health.pass_breaker(0)
-    health.record_failure(1)
-    with pytest.raises(BreakerOpen) as closed:
-        health.pass_breaker(5)
-    assert closed.value.retry_after == 6  # until half-open
-    health.pass_breaker(11)  # the probe
-    with pytest.raises(BreakerOpen) as closed:
-        health.pass_breaker(11.5)  # only one
-    assert closed.value.retry_after == 1
-    health.record_failure(12)
-    with pytest.raises(BreakerOpen):
-        health.pass_breaker(13)
-    health.pass_breaker(22)
-    health.record_answer(None, 500, None, now=22)  # any answer: the provider is up
-    health.pass_breaker(22)
-    assert health.snapshot(22)["breaker"] == "closed"
 
 
 def test_mask_key() -> None:

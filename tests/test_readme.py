@@ -18,6 +18,7 @@ def test_readme_config_example_loads(tmp_path: Path) -> None:
     config = Config.load({"GROQ_API_KEY": "gsk-test", "OPENAI_API_KEY": "sk-x"}, config_file=path)
     assert config.request_timeout == 90
     assert config.providers["local"].timeout == 5 and config.providers["local"].max_in_flight == 8
+    assert config.providers["local"].is_reasoning("qwq-32b")
     assert config.providers["groq"].keys == ("gsk-test",)
     assert [str(t) for t in config.aliases["smart"]] == [
         "anthropic:claude-sonnet-4-5",
@@ -39,8 +40,10 @@ def test_every_documented_variable_is_read() -> None:
             "MINI_LLM_ANTHROPIC_BASE_URL": "http://127.0.0.1:2",
             "MINI_LLM_PROVIDER_LOCAL_URL": "http://127.0.0.1:3/v1",
             "MINI_LLM_PROVIDER_LOCAL_FORMAT": "anthropic",
+            "MINI_LLM_PROVIDER_LOCAL_REASONING_MODELS": "r1*, qwq*",
         }
     )
+    assert config.providers["local"].reasoning_models == ("r1*", "qwq*")
     assert config.providers["openai"].base_url == "http://127.0.0.1:1/v1"
     assert config.providers["anthropic"].base_url == "http://127.0.0.1:2"
     assert config.providers["local"].format == "anthropic"

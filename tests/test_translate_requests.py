@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -334,7 +335,7 @@ def test_a2o_minimal() -> None:
         "messages": [{"role": "user", "content": "hi"}],
         "max_tokens": 100,
     }
-    out = to_openai({"messages": [user("hi")]}, max_tokens_key="max_completion_tokens")
+    out = to_openai({"messages": [user("hi")]}, reasoning=True)
     assert out["max_completion_tokens"] == 100
     assert "max_tokens" not in out
 
@@ -529,11 +530,35 @@ def test_a2o_scalar_options() -> None:
         ({"max_tokens": None}, "max_tokens"),
         ({"max_tokens": -1}, "max_tokens"),
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "system", "content": "x"}]}, r"messages\[0\]\.role"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, r"messages\[0\]\.role"),
+        (
+            {"messages": [{"role": "system", "content": [{"type": "image"}]}]},
+            r"messages\[0\]\.content\[0\]",
+        ),
         ({"messages": [{"role": "user", "content": None}]}, r"messages\[0\]\.content"),
         (
             {"messages": [{"role": "user", "content": [{"type": "document"}]}]},
+            r"messages\[0\]\.content\[0\]\.source",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "container_upload"}]}]},
             r"messages\[0\]\.content\[0\]\.type",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "document",
+                                "source": {"type": "url", "url": "https://x.test/a.pdf"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            r"messages\[0\]\.content\[0\]\.source",
         ),
         (
             {"messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]},
@@ -548,13 +573,13 @@ def test_a2o_scalar_options() -> None:
                             {
                                 "type": "tool_result",
                                 "tool_use_id": "t",
-                                "content": [{"type": "image"}],
+                                "content": [{"type": "tool_result"}],
                             }
                         ],
                     }
                 ]
             },
-            r"messages\[0\]\.content\[0\]\.content\[0\]",
+            r"messages\[0\]\.content\[0\]\.content\[0\]\.type",
         ),
         (
             {"messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "t"}]}]},
@@ -565,6 +590,8 @@ def test_a2o_scalar_options() -> None:
             r"messages\[0\]\.content\[0\]\.type",
         ),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, r"tools\[0\]"),
+        ({"tools": [{"type": "bash_20250124", "name": "bash"}]}, r"tools\[0\]"),
+        ({"output_config": {"effort": "extreme"}}, r"output_config\.effort"),
         ({"tools": [{"name": "a"}], "tool_choice": {"type": "tool"}}, "tool_choice"),
         ({"temperature": 1.5}, "temperature"),
         ({"stop_sequences": "x"}, "stop_sequences"),
@@ -576,6 +603,205 @@ def test_a2o_scalar_options() -> None:
 def test_a2o_rejected(body: dict[str, Any], field: str) -> None:
     with pytest.raises(BadRequest, match=f"^{field}:"):
         to_openai({"messages": [user("x")], **body})
+
+
+CLAUDE_CODE_USER_ID = '{"device_id":"7c0e0935","account_uuid":"","session_id":"b45a14db-410c-4fb0"}'
+
+
+def test_a2o_claude_code_request() -> None:
+    """The fields Claude Code 2.1.x sends: system turns in place, the rest dropped."""
+    cached = {"cache_control": {"type": "ephemeral"}}
+    out = to_openai(
+        {
+            "max_tokens": 32000,
+            "system": [text("billing"), {**text("You are an agent."), **cached}],
+            "messages": [
+                {"role": "user", "content": [text("<reminder>"), {**text("run it"), **cached}]},
+                {"role": "system", "content": [{**text("# Environment"), **cached}]},
+                {"role": "system", "content": "second"},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {}}],
+                },
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": "t1", **cached}],
+                },
+            ],
+            "tools": [
+                {"name": "Bash", "input_schema": {"type": "object"}, **cached},
+                {"name": "Hidden", "input_schema": {"type": "object"}, "defer_loading": True},
+            ],
+            "metadata": {"user_id": CLAUDE_CODE_USER_ID},
+            "thinking": {"type": "adaptive", "display": "omitted"},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            "output_config": {"effort": "high"},
+            "cache_control": {"type": "ephemeral"},
+            "speed": "fast",
+            "inference_geo": "us",
+            "diagnostics": {"previous_message_id": "msg_1"},
+            "container": "c1",
+            "service_tier": "auto",
+            "stream": True,
+        }
+    )
+    assert out == {
+        "model": "gpt-x",
+        "messages": [
+            {"role": "system", "content": "billing\n\nYou are an agent."},
+            {"role": "user", "content": [text("<reminder>"), text("run it")]},
+            {"role": "system", "content": "# Environment"},
+            {"role": "system", "content": "second"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "t1",
+                        "type": "function",
+                        "function": {"name": "Bash", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "t1", "content": ""},
+        ],
+        "max_tokens": 32000,
+        "user": hashlib.sha256(CLAUDE_CODE_USER_ID.encode()).hexdigest(),
+        "tools": [
+            {"type": "function", "function": {"name": "Bash", "parameters": {"type": "object"}}}
+        ],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def test_a2o_reasoning_model() -> None:
+    body = {"messages": [user("x")], "temperature": 0.5, "top_p": 0.9}
+    assert "reasoning_effort" not in to_openai({**body, "output_config": {"effort": "low"}})
+    for effort, expected in [
+        ("low", "low"),
+        ("medium", "medium"),
+        ("xhigh", "high"),
+        ("max", "high"),
+    ]:
+        out = to_openai({**body, "output_config": {"effort": effort}}, reasoning=True)
+        assert out == {
+            "model": "gpt-x",
+            "messages": [{"role": "user", "content": "x"}],
+            "max_completion_tokens": 100,
+            "reasoning_effort": expected,
+        }
+
+
+def test_a2o_short_user_id_and_strict_tools_kept() -> None:
+    tool = {
+        "name": "a",
+        "input_schema": {"type": "object"},
+        "strict": True,
+        "eager_input_streaming": True,
+    }
+    out = to_openai({"messages": [user("x")], "metadata": {"user_id": "u-1"}, "tools": [tool]})
+    assert out["user"] == "u-1"
+    assert out["tools"] == [
+        {
+            "type": "function",
+            "function": {"name": "a", "parameters": {"type": "object"}, "strict": True},
+        }
+    ]
+
+
+def test_a2o_deferred_tool_sent_once_referenced_or_forced() -> None:
+    tools = [
+        {"name": "ToolSearch", "input_schema": {"type": "object"}},
+        {"name": "Later", "input_schema": {"type": "object"}, "defer_loading": True},
+    ]
+    search = {"type": "tool_use", "id": "t1", "name": "ToolSearch", "input": {"query": "later"}}
+    found = {
+        "type": "tool_result",
+        "tool_use_id": "t1",
+        "content": [{"type": "tool_reference", "tool_name": "Later"}],
+    }
+    messages = [
+        user("x"),
+        {"role": "assistant", "content": [search]},
+        {"role": "user", "content": [found]},
+    ]
+    out = to_openai({"messages": messages, "tools": tools})
+    assert [t["function"]["name"] for t in out["tools"]] == ["ToolSearch", "Later"]
+    assert out["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": "t1",
+        "content": "Tool loaded: Later",
+    }
+    out = to_openai({"messages": [user("x")], "tools": tools})
+    assert [t["function"]["name"] for t in out["tools"]] == ["ToolSearch"]
+    out = to_openai(
+        {"messages": [user("x")], "tools": tools, "tool_choice": {"type": "tool", "name": "Later"}}
+    )
+    assert [t["function"]["name"] for t in out["tools"]] == ["ToolSearch", "Later"]
+
+
+def test_a2o_tool_result_images_follow_as_user_content() -> None:
+    png = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA"}}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": [text("shot:"), png]}
+    out = to_openai({"messages": [{"role": "user", "content": [result, text("what is it?")]}]})
+    assert out["messages"] == [
+        {"role": "tool", "tool_call_id": "t1", "content": "shot:"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
+                text("what is it?"),
+            ],
+        },
+    ]
+
+
+def test_a2o_documents_and_search_results() -> None:
+    pdf = {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}
+    blocks = [
+        {
+            "type": "document",
+            "title": "Notes",
+            "source": {"type": "text", "media_type": "text/plain", "data": "n"},
+        },
+        {"type": "document", "source": {"type": "content", "content": [text("a"), text("b")]}},
+        {"type": "document", "source": pdf, "citations": {"enabled": True}},
+        {
+            "type": "search_result",
+            "source": "https://x.test",
+            "title": "X",
+            "content": [text("hit")],
+        },
+    ]
+    out = to_openai({"messages": [{"role": "user", "content": blocks}]})
+    assert out["messages"][0]["content"] == [
+        text("Notes\n\nn"),
+        text("a\n\nb"),
+        {
+            "type": "file",
+            "file": {"filename": "document.pdf", "file_data": "data:application/pdf;base64,JVBER"},
+        },
+        text("X https://x.test\n\nhit"),
+    ]
+
+
+def test_a2o_output_format_becomes_response_format() -> None:
+    schema = {"type": "object", "properties": {}, "additionalProperties": False}
+    out = to_openai(
+        {
+            "messages": [user("x")],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}},
+        }
+    )
+    assert out["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": schema, "strict": True},
+    }
+    beta = to_openai(
+        {"messages": [user("x")], "output_format": {"type": "json_schema", "schema": schema}}
+    )
+    assert beta["response_format"] == out["response_format"]
 
 
 def test_public_api() -> None:

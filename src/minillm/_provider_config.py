@@ -10,6 +10,7 @@ last.  An invalid field is reported where it was set: ``minillm.toml
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ PROVIDER_KEYS = (
     "max_in_flight",
     "timeout",
     "responses",
+    "reasoning_models",
 )
+OPENAI_REASONING_MODELS = ("o1*", "o3*", "o4*", "gpt-5*")
 MOCK_PROVIDERS: Mapping[str, ProviderFormat] = {"mock": "openai", "mock-anthropic": "anthropic"}
 _DEFAULT_URLS = {
     "openai": "https://api.openai.com/v1",
@@ -37,13 +40,16 @@ _DEFAULT_URLS = {
     "mock": "http://mock.invalid/v1",
     "mock-anthropic": "http://mock.invalid",
 }
-_PROVIDER_ENV = re.compile(r"^MINI_LLM_PROVIDER_([A-Za-z0-9_]+?)_(URL|KEYS?|FORMAT|RESPONSES)$")
+_PROVIDER_ENV = re.compile(
+    r"^MINI_LLM_PROVIDER_([A-Za-z0-9_]+?)_(URL|KEYS?|FORMAT|RESPONSES|REASONING_MODELS)$"
+)
 _ENV_FIELDS = {
     "URL": "base_url",
     "FORMAT": "format",
     "KEY": "keys",
     "KEYS": "keys",
     "RESPONSES": "responses",
+    "REASONING_MODELS": "reasoning_models",
 }
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -67,12 +73,18 @@ class ProviderConfig:
     responses: bool = True
     """An OpenAI-format provider that serves the Responses API (``/responses``): Responses
     calls pass through.  When false they are translated to Chat Completions."""
+    reasoning_models: tuple[str, ...] = ()
+    """Glob patterns (``o3*``) of the provider's reasoning models."""
 
     def serves(self, api: str) -> bool:
         """True when calls of client API ``api`` reach this provider untranslated."""
         return api == self.format or (
             api == "responses" and self.format == "openai" and self.responses
         )
+
+    def is_reasoning(self, model: str) -> bool:
+        """Whether ``model`` matches one of :attr:`reasoning_models`."""
+        return any(fnmatch.fnmatchcase(model, pattern) for pattern in self.reasoning_models)
 
     @property
     def is_mock(self) -> bool:
@@ -97,6 +109,7 @@ class _Specs:
             vendor: {"format": vendor, "base_url": _DEFAULT_URLS[vendor]}
             for vendor in ("openai", "anthropic")
         }
+        self.fields["openai"]["reasoning_models"] = OPENAI_REASONING_MODELS
         self.origins: dict[str, dict[str, str]] = {"openai": {}, "anthropic": {}}
 
     def set(self, name: str, key: str, value: object, origin: str) -> None:
@@ -130,7 +143,7 @@ def load_providers(file: ConfigFile, env: Mapping[str, str]) -> dict[str, Provid
             name, what = match.group(1).lower(), _ENV_FIELDS[match.group(2)]
             declared.setdefault(name, var)
             parsed: object = value
-            if what == "keys":
+            if what in ("keys", "reasoning_models"):
                 parsed = split_keys(value)
             elif what == "responses":
                 parsed = parse_scalar("bool", var, value)
@@ -186,6 +199,11 @@ def _provider(
     responses = spec.get("responses", True)
     if not isinstance(responses, bool):
         raise fail("responses", "expected true or false")
+    reasoning = spec.get("reasoning_models", ())
+    if isinstance(reasoning, str):
+        reasoning = split_keys(reasoning)
+    if not isinstance(reasoning, Sequence) or not all(isinstance(p, str) for p in reasoning):
+        raise fail("reasoning_models", "expected a list of model name patterns")
     return ProviderConfig(
         name=name,
         format="anthropic" if fmt == "anthropic" else "openai",
@@ -195,6 +213,7 @@ def _provider(
         max_in_flight=None if limit is None else int(limit),
         timeout=timeout,
         responses=responses,
+        reasoning_models=tuple(str(p) for p in reasoning),
     )
 
 

@@ -63,7 +63,12 @@ SCALARS: tuple[tuple[str, str, str], ...] = (
     ("MINI_LLM_USAGE_DB", "usage_db", "usage_db"),
     ("MINI_LLM_LOG_FORMAT", "log_format", "log_format"),
     ("MINI_LLM_WORKERS", "workers", "workers"),
+    ("MINI_LLM_REDIS_URL", "redis_url", "redis_url"),
+    ("MINI_LLM_REDIS_PREFIX", "redis_prefix", "str"),
+    ("MINI_LLM_REDIS_TIMEOUT", "redis_timeout", "seconds"),
 )
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def flag_name(key: str) -> str:
@@ -86,6 +91,12 @@ def parse_scalar(kind: str, name: str, raw: object) -> object:
         if is_postgres_url(target) and not importlib.util.find_spec("psycopg"):
             raise ConfigError(f"{name}: PostgreSQL needs psycopg: pip install 'minillm[postgres]'")
         return None if target.lower() == "off" else target
+    if kind == "redis_url":
+        if not isinstance(raw, str) or not raw.startswith(REDIS_SCHEMES):
+            raise ConfigError(f"{name}: expected a redis://, rediss:// or unix:// URL")
+        if not importlib.util.find_spec("coredis"):
+            raise ConfigError(f"{name}: Redis needs coredis: pip install 'minillm[redis]'")
+        return raw
     if kind == "workers":
         return parse_workers(name, raw)
     if kind == "log_format":

@@ -3,7 +3,8 @@
 Keys come from ``MINI_LLM_AUTH_KEYS`` (comma-separated; an entry may be
 ``name:secret``) or TOML ``[[auth.keys]]`` tables with ``key`` or
 ``key_sha256`` (so the file holds no secret), ``name`` and optional
-``models`` (glob allowlist), ``rpm`` and ``tpm``.  Only SHA-256 digests are
+``models`` (glob allowlist), ``rpm``, ``tpm``, ``budget_usd`` and
+``budget_period`` (``1d``, ``7d``, ``30d`` or ``month``, the default).  Only SHA-256 digests are
 kept in memory; a presented key is hashed and compared with every digest in
 constant time.  Keys are never logged: their *names* are.
 """
@@ -21,6 +22,7 @@ from fnmatch import translate
 from minillm.errors import Unauthorized
 
 __all__ = [
+    "BUDGET_PERIODS",
     "KEY_FIELDS",
     "Authenticator",
     "GatewayKey",
@@ -47,6 +49,8 @@ class GatewayKey:
     models: tuple[str, ...] = ()
     rpm: int | None = None
     tpm: int | None = None
+    budget_usd: float | None = None
+    budget_period: str = "month"
     _allow: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -96,7 +100,8 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-KEY_FIELDS = ("name", "key", "key_sha256", "models", "rpm", "tpm")
+KEY_FIELDS = ("name", "key", "key_sha256", "models", "rpm", "tpm", "budget_usd", "budget_period")
+BUDGET_PERIODS = ("1d", "7d", "30d", "month")
 
 
 def _limit(raw: object, where: str) -> int | None:
@@ -129,7 +134,16 @@ def _from_table(where: str, spec: Mapping[str, object]) -> GatewayKey:
         raise ValueError(f"{where} models: expected a list of globs")
     rpm = _limit(spec.get("rpm"), f"{where} rpm")
     tpm = _limit(spec.get("tpm"), f"{where} tpm")
-    return GatewayKey(name, digest, tuple(models), rpm, tpm)
+    budget = spec.get("budget_usd")
+    if budget is not None and (
+        not isinstance(budget, int | float) or isinstance(budget, bool) or not budget > 0
+    ):
+        raise ValueError(f"{where} budget_usd: expected a positive number of dollars")
+    period = spec.get("budget_period", "month")
+    if period not in BUDGET_PERIODS:
+        raise ValueError(f"{where} budget_period: expected one of {', '.join(BUDGET_PERIODS)}")
+    budget_usd = None if budget is None else float(budget)
+    return GatewayKey(name, digest, tuple(models), rpm, tpm, budget_usd, str(period))
 
 
 def parse_gateway_keys(

@@ -47,8 +47,8 @@ def _masked(name: str, value: object) -> object:
         return [_masked(name, v) for v in value]
     if isinstance(value, str) and _SECRET_NAME.search(name):
         return mask_secret(value)
-    if name == "usage_db" and isinstance(value, str) and "://" in value:
-        return _mask_url(value)  # postgresql://user:password@host/db
+    if name in ("usage_db", "redis_url") and isinstance(value, str) and "://" in value:
+        return _mask_url(value)  # postgresql://user:password@host/db, redis://:password@host
     return value if isinstance(value, int | float | bool | str | None) else str(value)
 
 

@@ -89,6 +89,9 @@ class Config:
     """Where the port was set (``--port``, ``MINI_LLM_PORT``, the file); None for the
     default port, the only one that may move to the next free port when taken."""
     workers: int = 1  # `minillm serve` worker processes on one socket
+    redis_url: str | None = None  # shared state of several processes (limits, health, budgets)
+    redis_prefix: str = "minillm:"
+    redis_timeout: float = 0.05  # seconds a call to Redis may take before local state is used
 
     @property
     def idle_timeout(self) -> float:
@@ -139,11 +142,12 @@ class Config:
             **values,
         )
         _check_host(config, sources.get("host", "MINI_LLM_HOST"))
-        if config.workers > 1 and any(k.rpm or k.tpm for k in config.auth_keys):
+        counted = any(k.rpm or k.tpm or k.budget_usd for k in config.auth_keys)
+        if config.workers > 1 and counted and config.redis_url is None:
             raise ConfigError(
-                f"{sources.get('workers', 'MINI_LLM_WORKERS')}: rpm/tpm limits are counted per"
-                f" process, so {config.workers} workers would allow each key several times its"
-                " limit; run one worker until shared state (Redis) is supported"
+                f"{sources.get('workers', 'MINI_LLM_WORKERS')}: rpm/tpm limits and budgets are"
+                f" counted per process, so {config.workers} workers would allow each key several"
+                " times its limit; share them through Redis (MINI_LLM_REDIS_URL) or run one worker"
             )
         return config
 

@@ -18,6 +18,7 @@ import orjson
 
 __all__ = [
     "BadRequest",
+    "BudgetExceeded",
     "CircuitOpen",
     "ClientTimeout",
     "Forbidden",
@@ -55,6 +56,8 @@ class GatewayError(Exception):
     status: int = 500
     kind: str = "api_error"
     default_message: ClassVar[str] = "Internal server error"
+    openai_code: ClassVar[str | None] = None
+    """OpenAI's ``type`` and ``code`` when they say more than the kind does."""
 
     def __init__(self, message: str | None = None, *, headers: Mapping[str, str] | None = None):
         self.message = message or self.default_message
@@ -91,6 +94,22 @@ class RateLimited(GatewayError):
 
     status, kind = 429, "rate_limit_error"
     default_message = "Rate limit exceeded for this key"
+
+
+class BudgetExceeded(GatewayError):
+    """A gateway key spent its budget for the current period; ``Retry-After``: the
+    period's end."""
+
+    status, kind = 429, "rate_limit_error"
+    openai_code = "insufficient_quota"
+
+    def __init__(self, budget: float, period: str, seconds: float) -> None:
+        wait = max(1, math.ceil(seconds))
+        message = (
+            f"This key has spent its budget of ${budget:g} for this period ({period});"
+            f" it renews in {wait}s"
+        )
+        super().__init__(message, headers={"retry-after": str(wait)})
 
 
 class MethodNotAllowed(GatewayError):
@@ -235,11 +254,17 @@ def openai_error_type(kind: str) -> str:
 
 
 def error_body(
-    fmt: WireFormat, kind: str, message: str, request_id: str | None = None
+    fmt: WireFormat,
+    kind: str,
+    message: str,
+    request_id: str | None = None,
+    *,
+    openai_code: str | None = None,
 ) -> dict[str, object]:
     """The error object of API ``fmt`` (a plain dict, ready to serialise).
 
-    ``request_id``, when given, is added at the top level (as Anthropic does).
+    ``request_id``, when given, is added at the top level (as Anthropic does);
+    ``openai_code`` replaces OpenAI's ``type`` and ``code``.
     """
     body: dict[str, object]
     if fmt == "anthropic":
@@ -248,9 +273,9 @@ def error_body(
         body = {
             "error": {
                 "message": message,
-                "type": openai_error_type(kind),
+                "type": openai_code or openai_error_type(kind),
                 "param": None,
-                "code": kind,
+                "code": openai_code or kind,
             }
         }
     if request_id is not None:
@@ -264,4 +289,6 @@ def render_error(fmt: WireFormat, exc: GatewayError, request_id: str | None = No
     if original is not None and original[0] == fmt:
         body = original[1] if request_id is None else {**original[1], "request_id": request_id}
         return orjson.dumps(body)
-    return orjson.dumps(error_body(fmt, exc.kind, exc.message, request_id))
+    return orjson.dumps(
+        error_body(fmt, exc.kind, exc.message, request_id, openai_code=exc.openai_code)
+    )

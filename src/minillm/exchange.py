@@ -95,7 +95,9 @@ def exchange(call: Call, provider: ProviderConfig, model: str, default_max_token
         )
         stream = partial(AnthropicToOpenAIStream, model=asked, include_usage=include_usage)
         return Exchange("chat", orjson.dumps(body), anthropic_to_openai_response, stream)
-    body = anthropic_to_openai_request(call.body, model=model)
+    body = anthropic_to_openai_request(
+        call.body, model=model, reasoning=provider.is_reasoning(model)
+    )
     stream = partial(OpenAIToAnthropicStream, model=asked)
     return Exchange("chat", orjson.dumps(body), openai_to_anthropic_response, stream)
 

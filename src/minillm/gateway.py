@@ -53,6 +53,7 @@ log = logging.getLogger("minillm.gateway")
 TARGET_HEADER = "x-minillm-target"
 
 AttemptObserver = Callable[[str, str], None]
+HealthFactory = Callable[[str, tuple[str, ...], BreakerSettings], ProviderHealth]
 
 
 def _ignore_attempt(provider: str, outcome: str) -> None:
@@ -64,7 +65,8 @@ class Gateway:
 
     ``on_attempt(provider, outcome)`` is told of every upstream attempt;
     ``outcome`` is ``ok``, ``unavailable``, ``timeout``, ``http_<status>``,
-    ``skipped_breaker``, ``skipped_keys`` or ``skipped_busy``.
+    ``skipped_breaker``, ``skipped_keys`` or ``skipped_busy``.  ``health`` makes each
+    provider's :class:`ProviderHealth` (in this process by default).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Gateway:
         *,
         on_attempt: AttemptObserver = _ignore_attempt,
         rng: random.Random | None = None,
+        health: HealthFactory = LocalHealth,
     ) -> None:
         self.config = config
         self.providers = providers
@@ -85,7 +88,7 @@ class Gateway:
             key_disable=config.key_disable_s,
         )
         self.health: dict[str, ProviderHealth] = {
-            name: LocalHealth(name, p.config.keys, settings) for name, p in providers.items()
+            name: health(name, p.config.keys, settings) for name, p in providers.items()
         }
         self._admission = trio.CapacityLimiter(config.max_in_flight)
         self._provider_slots = {
@@ -186,10 +189,8 @@ class Gateway:
         refused: set[str | None] = set()  # keys this target answered 401/403/429 to
         failure: Failure
         while True:
-            now = trio.current_time()
-            try:  # the key first: a half-open breaker's probe is not wasted on no key
-                key = health.acquire_key(now, alternatives=alternatives)
-                health.pass_breaker(now)
+            try:
+                key = await health.acquire(alternatives=alternatives)
             except BreakerOpen as closed:
                 self._on_attempt(provider.name, "skipped_breaker")
                 return error or CircuitOpen(provider.name, closed.retry_after)
@@ -204,16 +205,16 @@ class Gateway:
                 )
             except (UpstreamUnavailable, UpstreamTimeout) as exc:
                 failure, error = Failure(None), exc
-                health.record_failure(trio.current_time())
+                await health.record_failure()
                 self._on_attempt(provider.name, "timeout" if exc.status == 504 else "unavailable")
             except UpstreamHTTPError as exc:
                 failure, error = Failure(exc.status, exc.wait), exc
-                health.record_answer(key, exc.status, exc.wait, trio.current_time())
+                await health.record_answer(key, exc.status, exc.wait)
                 if exc.status in KEY_STATUSES:
                     refused.add(key)
                 self._on_attempt(provider.name, f"http_{exc.status}")
             else:
-                health.record_answer(key, 200, None, trio.current_time())
+                await health.record_answer(key, 200, None)
                 self._on_attempt(provider.name, "ok")
                 return reply
             retry += 1
@@ -221,7 +222,7 @@ class Gateway:
                 failure,
                 retry=retry,
                 remaining=deadline - trio.current_time(),
-                key_available=health.has_key(trio.current_time()),
+                key_available=await health.has_key(),
                 rng=self._rng,
             )
             if decision.action is Action.GIVE_UP:
@@ -231,11 +232,10 @@ class Gateway:
             log.info("provider %s: retry %d in %.2fs", provider.name, retry, decision.delay)
             await trio.sleep(decision.delay)
 
-    def provider_health(self) -> dict[str, dict[str, object]]:
+    async def provider_health(self) -> dict[str, dict[str, object]]:
         """Per provider: keys available and cooling (masked), breaker, in-flight."""
-        now = trio.current_time()
         return {
-            name: {**health.snapshot(now), "in_flight": self._in_flight[name]}
+            name: {**await health.snapshot(), "in_flight": self._in_flight[name]}
             for name, health in self.health.items()
         }
 

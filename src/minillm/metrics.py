@@ -23,6 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from minillm.errors import (
     BadRequest,
+    BudgetExceeded,
     ClientTimeout,
     Forbidden,
     GatewayError,
@@ -42,6 +43,7 @@ _REASONS: tuple[tuple[type[GatewayError], str], ...] = (
     (Unauthorized, "auth"),
     (Forbidden, "auth"),
     (RateLimited, "rate_limit"),
+    (BudgetExceeded, "budget"),
     (Overloaded, "admission"),
     (PayloadTooLarge, "body_size"),
     (BadRequest, "validation"),
@@ -115,6 +117,11 @@ class Metrics:
         self.usage_dropped = Counter(
             "minillm_usage_records_dropped",
             "Usage records dropped: the writer queue was full or the database failed",
+            registry=reg,
+        )
+        self.shared_state_errors = Counter(
+            "minillm_shared_state_errors",
+            "Calls to the shared state (Redis) that failed or timed out: served with local state",
             registry=reg,
         )
 

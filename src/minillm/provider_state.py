@@ -1,9 +1,13 @@
 """Per-provider health: key rotation, key rests, circuit breaker.
 
-Sans-I/O: every method takes ``now`` (a monotonic time, ``trio.current_time()``
-in the gateway).  :class:`ProviderHealth` is the interface; :class:`LocalHealth`
-keeps the state in this process.  Several gateway processes serving one team
-can share it by implementing the same interface over a shared store.
+The decisions are pure functions over a small frozen value,
+:class:`HealthState` (which keys rest until when and why, the breaker), and
+take ``now``: a wall-clock time (``time.time()``), since the state may be
+shared by processes on several machines.  :class:`ProviderHealth` is the async
+interface the gateway awaits; :class:`StoredHealth` implements it over a
+:class:`StateCell`, the place the state lives: :class:`MemoryCell` in this
+process (:class:`LocalHealth`, the default) or a shared store
+(:mod:`minillm.runtime.redis_state`), which applies the same functions.
 
 Health chooses between alternatives; it never puts up a wall the provider did
 not ask for.  A key *rests* after a 429 (for as long as the provider said, or a
@@ -16,20 +20,35 @@ threshold), unless every key rests on the provider's explicit word.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from itertools import count
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 __all__ = [
     "BreakerOpen",
     "BreakerSettings",
+    "HealthState",
     "KeysCooling",
     "LocalHealth",
+    "MemoryCell",
     "ProviderHealth",
+    "Rest",
+    "StateCell",
+    "StoredHealth",
+    "acquire",
+    "after_answer",
+    "after_failure",
+    "breaker_status",
     "mask_key",
 ]
 
 log = logging.getLogger("minillm.providers")
+
+T = TypeVar("T")
+Reason = Literal["said", "guessed", "rejected"]
+Clock = Callable[[], float]
 
 
 def mask_key(key: str) -> str:
@@ -46,7 +65,7 @@ class _NotNow(Exception):
 
 
 class KeysCooling(_NotNow):
-    """No key may be used now (see :meth:`ProviderHealth.acquire_key`)."""
+    """No key may be used now (see :func:`acquire`)."""
 
 
 class BreakerOpen(_NotNow):
@@ -61,111 +80,227 @@ class BreakerSettings:
     key_disable: float = 300.0
 
 
+@dataclass(frozen=True, slots=True)
+class Rest:
+    """A key rests until ``until`` (wall-clock seconds) for ``reason``."""
+
+    until: float
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class HealthState:
+    """One provider's health.  Never mutated: the functions below return a new one.
+
+    The breaker opens after ``failures`` consecutive connection failures or
+    first-byte timeouts; after ``cooldown`` it lets one probe through
+    (half-open): success closes it, failure opens it again.
+    """
+
+    rests: Mapping[str | None, Rest] = field(default_factory=dict)
+    failures: int = 0
+    open_until: float | None = None
+    probe_started: float | None = None
+
+    def resting(self, key: str | None, now: float) -> Rest | None:
+        rest = self.rests.get(key)
+        return rest if rest is not None and rest.until > now else None
+
+    def expires(self, settings: BreakerSettings) -> float | None:
+        """When this state is as good as a fresh one (None: it already is, bar
+        a failure count, which a shared store may forget after ``cooldown``)."""
+        ends = [r.until for r in self.rests.values()]
+        if self.open_until is not None:
+            ends.append(max(self.open_until, self.probe_started or 0.0) + settings.cooldown)
+        return max(ends, default=None)
+
+
+CLOSED = HealthState()
+
+
+def acquire(
+    state: HealthState,
+    keys: tuple[str | None, ...],
+    start: int,
+    now: float,
+    settings: BreakerSettings,
+    *,
+    alternatives: bool,
+) -> tuple[str | None, HealthState]:
+    """A key to call with and the state after passing the breaker.
+
+    The key first (a half-open breaker's probe is not wasted on no key): the
+    next one not resting, round-robin from ``start``.  With every key resting,
+    :class:`KeysCooling` (the soonest recovery) when the request has
+    ``alternatives`` (another target) or every key rests on the provider's
+    word; else the key (not rested on the provider's word) that recovers
+    soonest.  Then the breaker: :class:`BreakerOpen` while open; half-open, one
+    caller (the probe) is let through and a probe that never reports back
+    (cancelled) is replaced after ``cooldown``; while a probe is out, callers
+    are told to come back in a second.
+    """
+    rests: dict[str | None, Rest] = {}
+    chosen: str | None = None
+    for i in range(len(keys)):
+        key = keys[(start + i) % len(keys)]
+        rest = state.resting(key, now)
+        if rest is None:
+            chosen = key
+            break
+        rests[key] = rest
+    else:
+        guessed = {k: r.until for k, r in rests.items() if r.reason != "said"}
+        if alternatives or not guessed:
+            raise KeysCooling(min(r.until for r in rests.values()) - now)
+        chosen = min(guessed, key=guessed.__getitem__)
+    if state.open_until is None:
+        return chosen, state
+    if now < state.open_until:
+        raise BreakerOpen(state.open_until - now)
+    probe = state.probe_started
+    if probe is not None and now - probe < settings.cooldown:
+        raise BreakerOpen(1.0)
+    return chosen, replace(state, probe_started=now)
+
+
+def after_answer(
+    state: HealthState,
+    key: str | None,
+    status: int,
+    wait: float | None,
+    *,
+    now: float,
+    settings: BreakerSettings,
+) -> HealthState:
+    """The provider answered ``status`` to a call made with ``key``: the breaker
+    closes (any answer: the provider is up); then a 429 rests the key for
+    ``wait`` (the provider's word) or the ``key_cooldown`` guess, a 401/403
+    rejects it for ``key_disable``, a success ends a guessed rest or a
+    rejection (the provider's word stands, even against an older call)."""
+    rests = {k: r for k, r in state.rests.items() if r.until > now}
+    if status == 429:
+        rests[key] = Rest(
+            now + (settings.key_cooldown if wait is None else wait),
+            "guessed" if wait is None else "said",
+        )
+    elif status in (401, 403):
+        rests[key] = Rest(now + settings.key_disable, "rejected")
+    elif status < 400 and (rest := rests.get(key)) and rest.reason != "said":
+        del rests[key]
+    return HealthState(rests)
+
+
+def after_failure(state: HealthState, now: float, settings: BreakerSettings) -> HealthState:
+    """A connection failure or first-byte timeout: the breaker opens at the
+    ``failures``-th in a row, or again when the probe fails."""
+    failures = state.failures + 1
+    if state.probe_started is None and failures < settings.failures:
+        return replace(state, failures=failures)
+    return replace(state, failures=failures, open_until=now + settings.cooldown, probe_started=None)
+
+
+def breaker_status(state: HealthState, now: float) -> str:
+    if state.open_until is None:
+        return "closed"
+    return "open" if now < state.open_until else "half-open"
+
+
+class StateCell(Protocol):
+    """Where one provider's :class:`HealthState` lives."""
+
+    async def load(self) -> HealthState: ...
+
+    async def update(self, change: Callable[[HealthState], tuple[T, HealthState]]) -> T:
+        """Apply ``change`` atomically; its result.  What it raises propagates and
+        nothing is written."""
+        ...
+
+
+class MemoryCell:
+    """The state in this process."""
+
+    def __init__(self) -> None:
+        self.state = CLOSED
+
+    async def load(self) -> HealthState:
+        return self.state
+
+    async def update(self, change: Callable[[HealthState], tuple[T, HealthState]]) -> T:
+        result, self.state = change(self.state)
+        return result
+
+
 class ProviderHealth(Protocol):
-    def acquire_key(self, now: float, *, alternatives: bool) -> str | None:
-        """A key to call the provider with; :class:`KeysCooling` when the caller should not.
+    async def acquire(self, *, alternatives: bool) -> str | None:
+        """A key to call the provider with, past the breaker; raises
+        :class:`KeysCooling` or :class:`BreakerOpen` when the caller should not.
 
         ``alternatives``: the request has another target to go to.
         """
         ...
 
-    def has_key(self, now: float) -> bool:
+    async def has_key(self) -> bool:
         """Whether a key that is not resting is left."""
         ...
 
-    def pass_breaker(self, now: float) -> None:
-        """Let a call through the circuit breaker, or raise :class:`BreakerOpen`."""
-        ...
-
-    def record_answer(self, key: str | None, status: int, wait: float | None, now: float) -> None:
+    async def record_answer(self, key: str | None, status: int, wait: float | None) -> None:
         """The provider answered ``status`` to a call made with ``key``.
 
         ``wait``: the seconds the provider explicitly asked to wait, if it did.
         """
         ...
 
-    def record_failure(self, now: float) -> None:
+    async def record_failure(self) -> None:
         """A connection failure or first-byte timeout."""
         ...
 
-    def snapshot(self, now: float) -> dict[str, object]: ...
+    async def snapshot(self) -> dict[str, object]: ...
 
 
-_Reason = Literal["said", "guessed", "rejected"]
+class StoredHealth:
+    """:class:`ProviderHealth` over a :class:`StateCell`; a keyless provider
+    (Ollama, vLLM) is one key ``None``.  Logging and the round-robin turn stay
+    in this process."""
 
-
-@dataclass(frozen=True, slots=True)
-class _Rest:
-    until: float
-    reason: _Reason
-
-
-class LocalHealth:
-    """In-process :class:`ProviderHealth`.
-
-    A keyless provider (Ollama, vLLM) is one key ``None``.  The breaker opens
-    after ``failures`` consecutive connection failures or first-byte timeouts;
-    after ``cooldown`` it lets one probe through (half-open): success closes
-    it, failure opens it again.  Any HTTP answer counts as success: the
-    provider is up.
-    """
-
-    def __init__(self, name: str, keys: tuple[str, ...], settings: BreakerSettings) -> None:
+    def __init__(
+        self,
+        name: str,
+        keys: tuple[str, ...],
+        settings: BreakerSettings,
+        cell: StateCell,
+        clock: Clock = time.time,
+    ) -> None:
         self.name = name
         self._keys: tuple[str | None, ...] = keys or (None,)
         self._settings = settings
-        self._rests: dict[str | None, _Rest] = {}
+        self._cell = cell
+        self._clock = clock
         self._logged: dict[str | None, float] = {}  # when a key's rejection was last logged
         self._turn = count()
-        self._failures = 0
-        self._open_until: float | None = None
-        self._probe_started: float | None = None
 
-    def _resting(self, key: str | None, now: float) -> _Rest | None:
-        rest = self._rests.get(key)
-        return rest if rest is not None and rest.until > now else None
+    async def acquire(self, *, alternatives: bool) -> str | None:
+        start, settings = next(self._turn), self._settings
 
-    def acquire_key(self, now: float, *, alternatives: bool) -> str | None:
-        """The next key that is not resting, round-robin.
+        def change(state: HealthState) -> tuple[str | None, HealthState]:
+            return acquire(
+                state, self._keys, start, self._clock(), settings, alternatives=alternatives
+            )
 
-        With every key resting: :class:`KeysCooling` (the soonest recovery)
-        when the request has ``alternatives`` or every key rests on the
-        provider's word; else the key (not rested on the provider's word) that
-        recovers soonest.
-        """
-        n = len(self._keys)
-        start = next(self._turn)
-        rests: dict[str | None, _Rest] = {}
-        for i in range(n):
-            key = self._keys[(start + i) % n]
-            rest = self._resting(key, now)
-            if rest is None:
-                return key
-            rests[key] = rest
-        guessed = {k: r.until for k, r in rests.items() if r.reason != "said"}
-        if alternatives or not guessed:
-            raise KeysCooling(min(r.until for r in rests.values()) - now)
-        return min(guessed, key=guessed.__getitem__)
+        return await self._cell.update(change)
 
-    def has_key(self, now: float) -> bool:
-        return any(self._resting(k, now) is None for k in self._keys)
+    async def has_key(self) -> bool:
+        state, now = await self._cell.load(), self._clock()
+        return any(state.resting(k, now) is None for k in self._keys)
 
-    def record_answer(self, key: str | None, status: int, wait: float | None, now: float) -> None:
-        """Close the breaker; then by ``status``: a 429 rests the key for ``wait``
-        (or the ``key_cooldown`` guess), a 401/403 rejects it for ``key_disable``,
-        a success ends a guessed rest or a rejection."""
-        self._failures = 0
-        self._open_until = None
-        self._probe_started = None
-        if status == 429:
-            reason: _Reason = "guessed" if wait is None else "said"
-            seconds = self._settings.key_cooldown if wait is None else wait
-            self._rests[key] = _Rest(now + seconds, reason)
-        elif status in (401, 403):
-            self._rests[key] = _Rest(now + self._settings.key_disable, "rejected")
+    async def record_answer(self, key: str | None, status: int, wait: float | None) -> None:
+        now = self._clock()
+
+        def change(state: HealthState) -> tuple[None, HealthState]:
+            return None, after_answer(state, key, status, wait, now=now, settings=self._settings)
+
+        await self._cell.update(change)
+        if status in (401, 403):
             self._log_rejection(key, status, now)
-        elif status < 400 and (rest := self._rests.get(key)) and rest.reason != "said":
-            del self._rests[key]  # the provider's word stands, even against an older call
 
     def _log_rejection(self, key: str | None, status: int, now: float) -> None:
         """Once per ``key_disable`` seconds and key (masked)."""
@@ -181,36 +316,32 @@ class LocalHealth:
             self._settings.key_disable,
         )
 
-    def pass_breaker(self, now: float) -> None:
-        """When half-open, only one caller (the probe) is let through; a probe
-        that never reports back (cancelled) is replaced after ``cooldown``.
-        While a probe is out, callers are told to come back in a second."""
-        if self._open_until is None:
-            return
-        if now < self._open_until:
-            raise BreakerOpen(self._open_until - now)
-        probe = self._probe_started
-        if probe is not None and now - probe < self._settings.cooldown:
-            raise BreakerOpen(1.0)
-        self._probe_started = now
+    async def record_failure(self) -> None:
+        now = self._clock()
 
-    def record_failure(self, now: float) -> None:
-        self._failures += 1
-        if self._probe_started is not None or self._failures >= self._settings.failures:
-            if self._open_until is None or self._probe_started is not None:
-                log.warning("provider %s: circuit open for %ss", self.name, self._settings.cooldown)
-            self._open_until = now + self._settings.cooldown
-            self._probe_started = None
+        def change(state: HealthState) -> tuple[bool, HealthState]:
+            after = after_failure(state, now, self._settings)
+            opened = state.open_until is None or state.probe_started is not None
+            return opened and after.open_until is not None, after
 
-    def snapshot(self, now: float) -> dict[str, object]:
+        if await self._cell.update(change):
+            log.warning("provider %s: circuit open for %ss", self.name, self._settings.cooldown)
+
+    async def snapshot(self) -> dict[str, object]:
+        state, now = await self._cell.load(), self._clock()
         keys = [k for k in self._keys if k is not None]
-        cooling = [mask_key(k) for k in keys if self._resting(k, now) is not None]
-        if self._open_until is None:
-            breaker = "closed"
-        else:
-            breaker = "open" if now < self._open_until else "half-open"
+        cooling = [mask_key(k) for k in keys if state.resting(k, now) is not None]
         return {
             "keys_available": len(keys) - len(cooling),
             "keys_cooling": cooling,
-            "breaker": breaker,
+            "breaker": breaker_status(state, now),
         }
+
+
+class LocalHealth(StoredHealth):
+    """:class:`ProviderHealth` kept in this process (the default)."""
+
+    def __init__(
+        self, name: str, keys: tuple[str, ...], settings: BreakerSettings, clock: Clock = time.time
+    ) -> None:
+        super().__init__(name, keys, settings, MemoryCell(), clock)

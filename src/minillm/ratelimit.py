@@ -4,33 +4,43 @@ A bucket holds up to ``per_minute`` units and refills at ``per_minute / 60``
 per second.  A request takes one unit of the rpm bucket.  Tokens are not
 known before the reply, so a request is admitted while the tpm bucket is
 not in debt, and its tokens are charged when it ends (the bucket may go
-negative; ``Retry-After`` is the time until it is positive again).
+negative; ``Retry-After`` is the time until it is positive again).  Both
+buckets are checked in one :meth:`BucketStore.acquire`: all or nothing.
 
-:class:`BucketStore` is the seam for a shared store (e.g. Redis with a Lua
-script doing the same arithmetic) when several gateway processes serve one
-team; :class:`MemoryBuckets` is the in-process implementation.
+:class:`BucketStore` is the seam for a shared store when several gateway
+processes serve one team (:class:`~minillm.runtime.redis_state.RedisBuckets`:
+a Lua script doing the same arithmetic, one round trip per check);
+:class:`MemoryBuckets` is the in-process implementation.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
 
 from minillm.auth import GatewayKey
 from minillm.errors import RateLimited
 
-__all__ = ["BucketStore", "MemoryBuckets", "RateLimiter"]
+__all__ = ["BucketStore", "MemoryBuckets", "RateLimiter", "Take"]
+
+
+class Take(NamedTuple):
+    """``amount`` units of the bucket ``bucket`` of size ``per_minute``."""
+
+    bucket: str
+    amount: float
+    per_minute: int
 
 
 class BucketStore(Protocol):
     """Atomic token-bucket operations on named buckets."""
 
-    async def acquire(self, bucket: str, amount: float, per_minute: int) -> float:
-        """Take ``amount`` if the bucket holds it (and is positive): return 0.
+    async def acquire(self, takes: Sequence[Take]) -> float:
+        """Take every amount if each bucket holds it (and is positive): return 0.
 
-        Otherwise take nothing and return the seconds until it would succeed.
+        Otherwise take nothing and return the seconds until all would succeed.
         """
         ...
 
@@ -52,14 +62,16 @@ class MemoryBuckets:
         level, then = self._buckets.get(bucket, (float(per_minute), now))
         return min(float(per_minute), level + (now - then) * per_minute / 60.0), now
 
-    async def acquire(self, bucket: str, amount: float, per_minute: int) -> float:
-        level, now = self._level(bucket, per_minute)
-        need = max(amount, 1e-9)
-        if level >= need:
-            self._buckets[bucket] = (level - amount, now)
-            return 0.0
-        self._buckets[bucket] = (level, now)
-        return (need - level) * 60.0 / per_minute
+    async def acquire(self, takes: Sequence[Take]) -> float:
+        levels = [self._level(t.bucket, t.per_minute) for t in takes]
+        wait = 0.0
+        for take, (level, _) in zip(takes, levels, strict=True):
+            need = max(take.amount, 1e-9)
+            if level < need:
+                wait = max(wait, (need - level) * 60.0 / take.per_minute)
+        for take, (level, now) in zip(takes, levels, strict=True):
+            self._buckets[take.bucket] = (level - (0.0 if wait else take.amount), now)
+        return wait
 
     async def charge(self, bucket: str, amount: float, per_minute: int) -> None:
         level, now = self._level(bucket, per_minute)
@@ -74,11 +86,12 @@ class RateLimiter:
 
     async def admit(self, key: GatewayKey) -> None:
         """Take one request; raise :class:`RateLimited` with ``Retry-After`` when over."""
-        wait = 0.0
-        if key.tpm is not None:  # first: it takes nothing
-            wait = await self.store.acquire(f"{key.name}\0tpm", 0, key.tpm)
-        if not wait and key.rpm is not None:
-            wait = await self.store.acquire(f"{key.name}\0rpm", 1, key.rpm)
+        takes = []
+        if key.tpm is not None:
+            takes.append(Take(f"{key.name}\0tpm", 0, key.tpm))
+        if key.rpm is not None:
+            takes.append(Take(f"{key.name}\0rpm", 1, key.rpm))
+        wait = await self.store.acquire(takes) if takes else 0.0
         if wait:
             seconds = max(1, math.ceil(wait))
             raise RateLimited(

@@ -19,9 +19,11 @@ from typing import Literal
 
 import trio
 
+from minillm.auth import GatewayKey
+from minillm.budget import window
 from minillm.usage_db import SummaryRow, UsageRecord, UsageStore, UsageStoreError, open_store
 
-__all__ = ["GroupBy", "UsageRecord", "UsageWriter", "summarize"]
+__all__ = ["GroupBy", "UsageRecord", "UsageWriter", "budget_spend", "summarize"]
 
 log = logging.getLogger("minillm.usage")
 
@@ -169,3 +171,17 @@ def _row(group: str, rows: Iterable[SummaryRow]) -> dict[str, object]:
         "p50_ms": None if p50 is None else round(p50, 1),
         "p95_ms": None if p95 is None else round(p95, 1),
     }
+
+
+def budget_spend(
+    store: UsageStore, keys: Sequence[GatewayKey], *, now: float | None = None
+) -> dict[str, float]:
+    """The recorded spend of each key with a budget, in its current budget window."""
+    now = time.time() if now is None else now
+    spent: dict[str, float] = {}
+    for period in sorted({k.budget_period for k in keys if k.budget_usd is not None}):
+        names = {k.name for k in keys if k.budget_usd is not None and k.budget_period == period}
+        for row in store.select(_GROUP_SQL["key"], window(period, now).start):
+            if row[0] in names:
+                spent[row[0]] = spent.get(row[0], 0.0) + (row[4] or 0.0)
+    return {name: round(usd, 6) for name, usd in spent.items()}

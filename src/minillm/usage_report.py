@@ -5,6 +5,10 @@ row per group: requests, errors, tokens in/out, cost (where priced) and
 p50/p95 latency.  ``--json`` prints a JSON array of objects with the keys
 ``group``, ``requests``, ``errors``, ``input_tokens``, ``output_tokens``,
 ``cost`` (null where unpriced), ``p50_ms`` and ``p95_ms``.
+
+``--by key`` adds, for the keys of the config with a ``budget_usd``, the
+spend in the budget's current period against it (column ``budget``;
+``budget_usd``, ``budget_period`` and ``budget_spent`` in JSON).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import Any, TextIO
 
 import orjson
 
+from minillm.auth import GatewayKey
 from minillm.config import Config
-from minillm.usage import GroupBy, summarize
+from minillm.usage import GroupBy, budget_spend, summarize
 from minillm.usage_db import UsageStoreError, is_postgres_url, open_store
 
 __all__ = ["add_usage_command", "parse_since", "render_table", "run_usage"]
@@ -52,7 +57,8 @@ def add_usage_command(subparsers: Any) -> None:
 def run_usage(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """The ``usage`` command; 0 on success, 1 when the usage database cannot be read."""
     out = out or sys.stdout
-    target = args.db or Config.load(config_file=args.config).usage_db
+    config = Config.load(config_file=args.config)
+    target = args.db or config.usage_db
     if target is None:
         off = "MINI_LLM_USAGE_DB or the config file's usage_db is 'off'"
         print(f"minillm: usage recording is off ({off}): no usage to report", file=sys.stderr)
@@ -65,6 +71,8 @@ def run_usage(args: argparse.Namespace, out: TextIO | None = None) -> int:
         store = open_store(target)
         try:
             rows = summarize(store, since=args.since, by=by)
+            if by == "key":
+                _add_budgets(rows, config.auth_keys, budget_spend(store, config.auth_keys))
         finally:
             store.close()
     except UsageStoreError as exc:
@@ -75,6 +83,33 @@ def run_usage(args: argparse.Namespace, out: TextIO | None = None) -> int:
     else:
         out.write(render_table(rows, by))
     return 0
+
+
+def _add_budgets(
+    rows: list[dict[str, object]], keys: tuple[GatewayKey, ...], spent: dict[str, float]
+) -> None:
+    """Each budgeted key's row gets its budget and spend (a row of its own if it has
+    no request in the report's window)."""
+    by_name = {str(r["group"]): r for r in rows}
+    for key in keys:
+        if key.budget_usd is None:
+            continue
+        row = by_name.get(key.name)
+        if row is None:
+            row = {"group": key.name, "requests": 0, "errors": 0, "input_tokens": 0,
+                   "output_tokens": 0, "cost": None, "p50_ms": None, "p95_ms": None}  # fmt: skip
+            rows.append(row)
+        row.update(
+            budget_usd=key.budget_usd,
+            budget_period=key.budget_period,
+            budget_spent=spent.get(key.name, 0.0),
+        )
+
+
+def _budget_cell(row: dict[str, object]) -> str:
+    if row.get("budget_usd") is None:
+        return "-"
+    return f"${row['budget_spent']:.2f} of ${row['budget_usd']:g}/{row['budget_period']}"
 
 
 def _cell(value: object) -> str:
@@ -93,6 +128,10 @@ def render_table(rows: list[dict[str, object]], by: str) -> str:
     for line in body:  # latencies read better without 4 decimals
         line[6:] = [c.split(".")[0] if c != "-" else c for c in line[6:]]
     header = [by, *_HEADERS[1:]]
+    if any("budget_usd" in r for r in rows):
+        header.append("budget")
+        for line, row in zip(body, rows, strict=True):
+            line.append(_budget_cell(row))
     widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
     lines = [header, *body] if body else [header]
     text = "\n".join(

@@ -16,11 +16,13 @@ from quart_trio import QuartTrio
 from werkzeug.datastructures import Headers
 
 from minillm.auth import Authenticator, is_loopback, presented_key
+from minillm.budget import Budgets
 from minillm.config import Config
 from minillm.dialects import dialect_of
 from minillm.errors import Forbidden, GatewayError
-from minillm.metrics import CONTENT_TYPE, Metrics
+from minillm.metrics import CONTENT_TYPE, Metrics, rejection_reason
 from minillm.ratelimit import RateLimiter
+from minillm.runtime.shared import SharedStores
 from minillm.server.scope import RequestState, current_request
 from minillm.tokens import Tokens, tokens_from_usage, usage_in_json
 from minillm.usage import UsageRecord, UsageWriter
@@ -34,7 +36,7 @@ _LOCAL_PATHS = frozenset({"/metrics", "/health/providers"})  # open on loopback 
 
 
 class Accounting:
-    """Metrics registry, usage writer, authenticator and rate limiter of one app."""
+    """Metrics registry, usage writer, authenticator, rate limiter and budgets of one app."""
 
     def __init__(self, config: Config, limiter: RateLimiter | None = None) -> None:
         keys = config.auth_keys
@@ -42,12 +44,20 @@ class Accounting:
         self.auth = Authenticator(keys) if keys else None
         needs_limits = any(k.rpm or k.tpm for k in keys)
         self.limiter = (limiter or RateLimiter()) if needs_limits else None
+        self.budgets = Budgets() if any(k.budget_usd for k in keys) else None
+        if self.budgets is not None and not config.prices:
+            log.warning("budgets: no [models.<name>] prices are configured, so nothing is spent")
         self.prices: Mapping[str, tuple[float, float]] = config.prices
         self.usage: UsageWriter | None = None
         self._usage_path = config.usage_db
 
-    async def start(self, nursery: trio.Nursery) -> None:
-        """Open the usage database and start its writer in ``nursery``."""
+    async def start(self, nursery: trio.Nursery, shared: SharedStores | None = None) -> None:
+        """Count limits and budgets in ``shared`` (Redis) if given; open the usage
+        database and start its writer in ``nursery``."""
+        if shared is not None and self.limiter is not None:
+            self.limiter.store = shared.buckets()
+        if shared is not None and self.budgets is not None:
+            self.budgets.store = shared.spend()
         if self._usage_path is None:
             return
         writer = UsageWriter(self._usage_path, on_drop=self.metrics.usage_dropped.inc)
@@ -70,7 +80,8 @@ class Accounting:
     async def admit(
         self, state: RequestState, path: str, headers: Headers, remote: str | None
     ) -> None:
-        """Authenticate (401) and rate-limit (429) a request; only with keys configured."""
+        """Authenticate (401), check the budget and rate-limit (429) a request; only
+        with keys configured."""
         assert self.auth is not None
         if path == "/health" or (path in _LOCAL_PATHS and is_loopback(remote)):
             return
@@ -78,10 +89,12 @@ class Accounting:
             state.key = key = self.auth.authenticate(
                 presented_key(headers.get("authorization"), headers.get("x-api-key"))
             )
+            if self.budgets is not None:  # first: it takes nothing
+                await self.budgets.admit(key)
             if self.limiter is not None:
                 await self.limiter.admit(key)
-        except GatewayError:
-            state.rejection = "auth" if state.key is None else "rate_limit"
+        except GatewayError as exc:
+            state.rejection = "auth" if state.key is None else rejection_reason(exc)
             raise
 
     async def check_model(self, state: RequestState, model: object) -> None:
@@ -118,6 +131,7 @@ class Accounting:
             m.tokens.labels(provider, model, "output").inc(tokens.output)
         if state.rejection is not None:
             m.rejections.labels(state.rejection).inc()
+        cost = self._cost(state, tokens)
         if self.usage is not None:
             record = self._record(
                 state,
@@ -128,13 +142,26 @@ class Accounting:
                 ttfb=ttfb,
                 tokens=tokens,
                 status=status,
+                cost=cost,
             )
             self.usage.submit(record)
         key = state.key
         spent = (tokens.input or 0) + (tokens.output or 0)
-        if self.limiter is not None and key is not None and key.tpm and spent:
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
+        if key is None or not (spent or cost):
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            if self.limiter is not None and key.tpm and spent:
                 await self.limiter.charge(key, spent)
+            if self.budgets is not None and cost:
+                await self.budgets.charge(key, cost)
+
+    def _cost(self, state: RequestState, tokens: Tokens) -> float | None:
+        """USD from ``[prices]`` (of the model served, else the one asked for)."""
+        asked = state.model if state.model != "-" else None
+        price = self.prices.get(state.model_served or "") or self.prices.get(asked or "")
+        if price is None or (tokens.input is None and tokens.output is None):
+            return None
+        return ((tokens.input or 0) * price[0] + (tokens.output or 0) * price[1]) / 1e6
 
     def _record(
         self,
@@ -147,12 +174,9 @@ class Accounting:
         ttfb: float | None,
         tokens: Tokens,
         status: int,
+        cost: float | None,
     ) -> UsageRecord:
         asked = state.model if state.model != "-" else None
-        price = self.prices.get(state.model_served or "") or self.prices.get(asked or "")
-        cost = None
-        if price is not None and (tokens.input is not None or tokens.output is not None):
-            cost = ((tokens.input or 0) * price[0] + (tokens.output or 0) * price[1]) / 1e6
         return UsageRecord(
             ts=wall,
             request_id=state.request_id,

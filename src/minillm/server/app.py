@@ -31,7 +31,9 @@ from minillm.errors import (
 )
 from minillm.gateway import TARGET_HEADER, Call, Gateway, JSONReply
 from minillm.metrics import rejection_reason
+from minillm.provider_state import LocalHealth
 from minillm.providers.http import Operation, open_providers
+from minillm.runtime.shared import SharedStores, open_shared_stores
 from minillm.server.accounting import Accounting, install_accounting
 from minillm.server.relay import RelayBody, StreamRegistry
 from minillm.server.scope import RequestScope, current_request
@@ -85,7 +87,9 @@ def streams_of(app: QuartTrio) -> StreamRegistry:
 class _Serving:
     """The app's gateway, which exists between Quart's serving start and end."""
 
-    gateway: Gateway | None = None
+    def __init__(self) -> None:
+        self.gateway: Gateway | None = None
+        self.done = trio.Event()
 
     def current(self) -> Gateway:
         if self.gateway is None:
@@ -111,14 +115,21 @@ def create_app(config: Config | None = None) -> QuartTrio:
     @app.before_serving
     async def open_gateway() -> None:
         providers = await lifetime.enter_async_context(open_providers(config))
-        serving.gateway = Gateway(config, providers, on_attempt=accounting.metrics.attempt)
-        await accounting.start(app.nursery)
+        shared = await app.nursery.start(_hold_shared_stores, config, accounting, serving.done)
+        serving.gateway = Gateway(
+            config,
+            providers,
+            on_attempt=accounting.metrics.attempt,
+            health=LocalHealth if shared is None else shared.health,
+        )
+        await accounting.start(app.nursery, shared)
         if config.offline:
             log.warning("no provider keys configured: every model is served by the offline mock")
 
     @app.after_serving
     async def close_gateway() -> None:
         serving.gateway = None
+        serving.done.set()
         await lifetime.aclose()
         await accounting.aclose()  # flush queued usage records
 
@@ -182,11 +193,25 @@ def create_app(config: Config | None = None) -> QuartTrio:
 
     @app.get("/health/providers")
     async def provider_health() -> Response:
-        return json_response(orjson.dumps({"providers": serving.current().provider_health()}))
+        return json_response(orjson.dumps({"providers": await serving.current().provider_health()}))
 
     _install_error_handlers(app)
     app.asgi_app = RequestScope(app.asgi_app, accounting)  # type: ignore[method-assign]
     return app
+
+
+async def _hold_shared_stores(
+    config: Config,
+    accounting: Accounting,
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[SharedStores | None],
+) -> None:
+    """Open the shared stores (their client runs tasks) and keep them until ``done``."""
+    errors = accounting.metrics.shared_state_errors.inc
+    async with open_shared_stores(config, errors) as shared:
+        task_status.started(shared)
+        await done.wait()
 
 
 def _install_error_handlers(app: QuartTrio) -> None:

@@ -1,0 +1,1 @@
+"""Runs the real agent CLIs through the gateway; see ``__main__``."""
