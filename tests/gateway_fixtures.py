@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 
-from minillm.config import Config
+from minillm.core.config import Config
 from minillm.server.serve import bind_socket, serve
 
 OPENAI_KEY = "sk-test-openai-key-0001"

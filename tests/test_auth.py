@@ -14,9 +14,9 @@ import pytest
 import trio
 
 from gateway_fixtures import gateway_env
-from minillm.auth import Authenticator, GatewayKey, parse_gateway_keys
-from minillm.errors import Unauthorized
-from minillm.ratelimit import MemoryBuckets, RateLimiter
+from minillm.core.auth import Authenticator, GatewayKey, parse_gateway_keys
+from minillm.core.errors import Unauthorized
+from minillm.core.ratelimit import MemoryBuckets, RateLimiter
 from processes import clean_env, serving
 from upstream import FakeUpstream, Reply
 
@@ -182,7 +182,7 @@ async def test_health_open_metrics_open_on_loopback(gw: str, caplog) -> None:  #
 async def test_metrics_needs_a_key_off_loopback() -> None:
     from werkzeug.datastructures import Headers
 
-    from minillm.config import Config
+    from minillm.core.config import Config
     from minillm.server.accounting import Accounting
     from minillm.server.scope import RequestState
 

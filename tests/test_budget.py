@@ -10,12 +10,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from minillm.auth import GatewayKey
-from minillm.budget import Budgets, MemorySpend, window
-from minillm.config import Config, ConfigError
-from minillm.errors import BudgetExceeded, render_error
-from minillm.usage_db import UsageRecord, open_store
-from minillm.usage_report import run_usage
+from minillm.cli.usage_report import run_usage
+from minillm.core.auth import GatewayKey
+from minillm.core.budget import Budgets, MemorySpend, window
+from minillm.core.config import Config, ConfigError
+from minillm.core.errors import BudgetExceeded, render_error
+from minillm.runtime.usage_db import UsageRecord, open_store
 
 
 def ts(text: str) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from minillm.cli import build_parser, main
-from minillm.cli_config import mask_secret
+from minillm.cli.config_cmd import mask_secret
 from processes import clean_env
 from test_sdk import wait_gone
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import openai
 import pytest
 
-from minillm.config import Config, ConfigError
-from minillm.errors import BadRequest
-from minillm.routing import resolve_alias
+from minillm.core.config import Config, ConfigError
+from minillm.core.errors import BadRequest
+from minillm.core.routing import resolve_alias
 from processes import clean_env
 
 KEYED = '\n[[auth.keys]]\nname = "ops"\nkey = "0123456789abcdef"\n'

@@ -193,7 +193,7 @@ async def test_scrapes_are_not_api_traffic(upstream: FakeUpstream, start_gateway
 
 
 def test_model_label_values_are_bounded() -> None:
-    from minillm.metrics import MAX_MODELS, Metrics
+    from minillm.server.metrics import MAX_MODELS, Metrics
 
     metrics = Metrics()
     labels = {metrics.model_label(f"model-{i}") for i in range(MAX_MODELS + 50)}

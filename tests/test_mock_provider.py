@@ -23,7 +23,7 @@ from openai.types.chat import (
     ChatCompletionMessageFunctionToolCall,
 )
 
-from minillm.providers.mock import MOCK_MODELS, MockTransport
+from minillm.runtime.providers.mock import MOCK_MODELS, MockTransport
 
 BASE = "http://mock.invalid/v1"
 

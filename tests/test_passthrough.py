@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minillm.translate.passthrough import PassthroughStream
+from minillm.core.translate.passthrough import PassthroughStream
 
 
 def chunk(delta: dict[str, object], usage: object = None, choices: bool = True) -> bytes:

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway_fixtures import gateway_env
-from minillm.config import Config
-from minillm.policy import (
+from minillm.core.config import Config
+from minillm.core.policy import (
     Action,
     Failure,
     RetryPolicy,
@@ -22,7 +22,7 @@ from minillm.policy import (
     provider_wait,
     rate_limit_reset,
 )
-from minillm.provider_state import mask_key
+from minillm.core.provider_state import mask_key
 from minillm.server.serve import bind_socket, serve
 from upstream import DropAfter, FakeUpstream, Hang, Reply, StallAfter, Status
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 import trio
 
-from minillm.providers.pool import SHARD_SIZE, ShardedTransport, least_loaded, shard_limits
+from minillm.runtime.providers.pool import SHARD_SIZE, ShardedTransport, least_loaded, shard_limits
 from upstream import FakeUpstream, Silent
 
 _BODY = b'{"model": "gpt-4o-mini", "stream": true, "messages": []}'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from minillm.provider_state import (
+from minillm.core.provider_state import (
     BreakerOpen,
     BreakerSettings,
     HealthState,

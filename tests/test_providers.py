@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from minillm.providers.http import proxy_for
+from minillm.runtime.providers.http import proxy_for
 
 
 def test_proxy_from_environment_unless_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:

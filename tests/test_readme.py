@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from minillm.config import Config
+from minillm.core.config import Config
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

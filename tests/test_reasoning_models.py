@@ -8,7 +8,7 @@ import anthropic
 import pytest
 
 from gateway_fixtures import gateway_env
-from minillm.config import Config, ConfigError
+from minillm.core.config import Config, ConfigError
 from upstream import FakeUpstream
 
 

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 
-from minillm.provider_state import BreakerOpen, BreakerSettings, StoredHealth
-from minillm.ratelimit import MemoryBuckets, Take
+from minillm.core.provider_state import BreakerOpen, BreakerSettings, StoredHealth
+from minillm.core.ratelimit import MemoryBuckets, Take
 from minillm.runtime.redis_link import RedisLink, open_redis
 from minillm.runtime.redis_state import RedisBuckets, RedisCell
 from redis_fixtures import RedisServer

@@ -85,7 +85,7 @@ def test_json_log_lines_carry_the_request_id() -> None:
 
     import orjson
 
-    from minillm.logfmt import JSONFormatter, RequestIdFilter
+    from minillm.server.logfmt import JSONFormatter, RequestIdFilter
     from minillm.server.scope import RequestState, _access_line, _current
 
     stream = io.StringIO()

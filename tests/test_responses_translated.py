@@ -19,8 +19,8 @@ import pytest
 import trio
 
 from gateway_fixtures import gateway_env
-from minillm.config import Config, ConfigError
-from minillm.errors import openai_error_type, status_kind
+from minillm.core.config import Config, ConfigError
+from minillm.core.errors import openai_error_type, status_kind
 from test_cross_format import PIXEL, assert_two_images
 from test_usage import rows
 from upstream import DropAfter, FakeUpstream, Raw, Reply, Status

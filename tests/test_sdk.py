@@ -16,7 +16,7 @@ import pytest
 import trio
 
 import minillm
-from minillm.config import Config, ConfigError
+from minillm.core.config import Config, ConfigError
 from processes import clean_env
 
 HI: list[Any] = [{"role": "user", "content": "hi there"}]  # fits both SDKs' message types

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minillm.errors import UpstreamProtocolError
-from minillm.sse import SSEDecoder, SSEEvent, encode_event
+from minillm.core.errors import UpstreamProtocolError
+from minillm.core.sse import SSEDecoder, SSEEvent, encode_event
 
 
 def decode_all(chunks: Iterable[bytes], max_line: int = 1 << 20) -> list[SSEEvent]:

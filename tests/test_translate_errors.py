@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from minillm.errors import WireFormat
-from minillm.translate.upstream_errors import stream_upstream_error, upstream_error
+from minillm.core.errors import WireFormat
+from minillm.core.translate.upstream_errors import stream_upstream_error, upstream_error
 
 
 def anthropic_body(kind: str, message: str) -> bytes:

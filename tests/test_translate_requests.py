@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from minillm.errors import BadRequest
-from minillm.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
+from minillm.core.errors import BadRequest
+from minillm.core.translate.requests import anthropic_to_openai_request, openai_to_anthropic_request
 
 
 def to_anthropic(body: dict[str, Any]) -> dict[str, Any]:
@@ -805,14 +805,21 @@ def test_a2o_output_format_becomes_response_format() -> None:
 
 
 def test_public_api() -> None:
-    import minillm.sse
-    import minillm.translate
-    from minillm.translate import requests, responses, streams, upstream_errors
+    import minillm.core.sse
+    import minillm.core.translate
+    from minillm.core.translate import requests, responses, streams, upstream_errors
 
-    for module in (minillm.sse, minillm.translate, requests, responses, streams, upstream_errors):
+    for module in (
+        minillm.core.sse,
+        minillm.core.translate,
+        requests,
+        responses,
+        streams,
+        upstream_errors,
+    ):
         assert module.__all__ == sorted(module.__all__)
         assert all(hasattr(module, name) for name in module.__all__)
-    assert set(minillm.translate.__all__) >= {
+    assert set(minillm.core.translate.__all__) >= {
         "openai_to_anthropic_request", "anthropic_to_openai_request",
         "anthropic_to_openai_response", "openai_to_anthropic_response",
         "AnthropicToOpenAIStream", "OpenAIToAnthropicStream", "StreamTranslator",

@@ -9,8 +9,11 @@ import openai.types.chat
 import orjson
 import pytest
 
-from minillm.errors import UpstreamProtocolError
-from minillm.translate.responses import anthropic_to_openai_response, openai_to_anthropic_response
+from minillm.core.errors import UpstreamProtocolError
+from minillm.core.translate.responses import (
+    anthropic_to_openai_response,
+    openai_to_anthropic_response,
+)
 
 
 def anthropic_message(

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from minillm.errors import BadRequest
-from minillm.translate import (
+from minillm.core.errors import BadRequest
+from minillm.core.translate import (
     ResponsesPlan,
     openai_to_anthropic_request,
     responses_to_chat_request,

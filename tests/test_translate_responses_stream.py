@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from openai.types.responses import Response, ResponseStreamEvent
 
-from minillm.errors import Overloaded, UpstreamProtocolError
-from minillm.translate import (
+from minillm.core.errors import Overloaded, UpstreamProtocolError
+from minillm.core.translate import (
     AnthropicToOpenAIStream,
     ChainedStream,
     ChatToResponsesStream,

@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletionChunk
 
-from minillm.errors import Overloaded, UpstreamProtocolError
-from minillm.sse import SSEDecoder
-from minillm.translate.streams import (
+from minillm.core.errors import Overloaded, UpstreamProtocolError
+from minillm.core.sse import SSEDecoder
+from minillm.core.translate.streams import (
     AnthropicToOpenAIStream,
     OpenAIToAnthropicStream,
     StreamTranslator,
@@ -619,7 +619,7 @@ def test_pre_encoded_text_chunks_equal_the_general_encoder() -> None:
 
 
 def test_pre_encoded_text_deltas_equal_the_general_encoder() -> None:
-    from minillm.translate._to_anthropic_stream import _text_delta
+    from minillm.core.translate._to_anthropic_stream import _text_delta
 
     o2a = OpenAIToAnthropicStream(model="m")
     for text in ("plain", 'qu"ote \\ back', "ünï 😀", "\n"):

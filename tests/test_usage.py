@@ -21,9 +21,9 @@ import pytest
 import trio
 
 from gateway_fixtures import gateway_env
-from minillm.usage import UsageRecord, UsageWriter, summarize
-from minillm.usage_db import UsageStoreError, open_store
-from minillm.usage_report import parse_since, run_usage
+from minillm.cli.usage_report import parse_since, run_usage
+from minillm.runtime.usage import UsageRecord, UsageWriter, summarize
+from minillm.runtime.usage_db import UsageStoreError, open_store
 from processes import clean_env, serving
 from upstream import FakeUpstream, Reply, SlowStream
 

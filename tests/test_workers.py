@@ -15,7 +15,7 @@ import orjson
 import pytest
 import trio
 
-from minillm.config import Config, ConfigError
+from minillm.core.config import Config, ConfigError
 from processes import Served, clean_env, serving
 
 WORKERS = ("serve", "--port", "0", "--workers", "2")

@@ -6,7 +6,7 @@ any other app as a background process with :func:`start`.
 
 __version__ = "0.1.0"
 
-from minillm.config import Config, ConfigError
+from minillm.core.config import Config, ConfigError
 from minillm.sdk import (
     GatewayEndpoints,
     GatewayProcess,

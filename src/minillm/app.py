@@ -13,9 +13,9 @@ import logging
 
 from quart_trio import QuartTrio
 
-from minillm.config import Config
-from minillm.logfmt import setup_logging
+from minillm.core.config import Config
 from minillm.server.app import create_app as _create_app
+from minillm.server.logfmt import setup_logging
 
 __all__ = ["create_app"]
 

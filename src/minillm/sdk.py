@@ -39,8 +39,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from minillm._child import Child, GatewayStartError, is_healthy, spawn
-from minillm._settings import parse_port
-from minillm.config import DEFAULT_PORT, Config
+from minillm.core._settings import parse_port
+from minillm.core.config import DEFAULT_PORT, Config
 
 if TYPE_CHECKING:
     import anthropic
@@ -280,7 +280,7 @@ def start(
     ``{"OPENAI_API_KEY": ...}``; it is ignored when an already running gateway
     is returned.  Raises :class:`GatewayStartError`,
     with the child's stderr, when the gateway exits early or is not ready
-    within ``timeout`` seconds; :class:`~minillm.config.ConfigError` for a bad
+    within ``timeout`` seconds; :class:`~minillm.core.config.ConfigError` for a bad
     ``MINI_LLM_PORT``.
     """
     merged = {**os.environ, **(env or {})}

@@ -6,10 +6,10 @@ that twin as its fallback: when Redis does not answer in time
 with this process's state.
 
 - Buckets (``{prefix}rl:{<key>}:rpm|tpm``): one Lua script per check (both
-  buckets), the arithmetic of :class:`~minillm.ratelimit.MemoryBuckets` on Redis's clock.
+  buckets), the arithmetic of :class:`~minillm.core.ratelimit.MemoryBuckets` on Redis's clock.
   A bucket expires when it would be full again (absent means full).
 - Provider health (``{prefix}health:{provider}``): the
-  :class:`~minillm.provider_state.HealthState`, changed by the same pure
+  :class:`~minillm.core.provider_state.HealthState`, changed by the same pure
   functions and written back with a compare-and-set script, so a half-open
   breaker lets one probe through for the whole fleet.  It expires when it is as
   good as a fresh state.  Provider keys are stored as short hashes.
@@ -29,9 +29,9 @@ from typing import TypeVar
 
 import orjson
 
-from minillm.budget import MemorySpend, Window
-from minillm.config import Config
-from minillm.provider_state import (
+from minillm.core.budget import MemorySpend, Window
+from minillm.core.config import Config
+from minillm.core.provider_state import (
     CLOSED,
     BreakerSettings,
     HealthState,
@@ -39,7 +39,7 @@ from minillm.provider_state import (
     Rest,
     StoredHealth,
 )
-from minillm.ratelimit import MemoryBuckets, Take
+from minillm.core.ratelimit import MemoryBuckets, Take
 from minillm.runtime.redis_link import Redis, RedisLink, SharedStateDown, open_redis
 
 __all__ = ["RedisBuckets", "RedisCell", "RedisSpend", "RedisStores", "open_redis_stores"]
@@ -94,7 +94,7 @@ return sum
 
 
 class RedisBuckets:
-    """:class:`~minillm.ratelimit.BucketStore` in Redis: exact across processes."""
+    """:class:`~minillm.core.ratelimit.BucketStore` in Redis: exact across processes."""
 
     def __init__(self, link: RedisLink) -> None:
         self._link = link
@@ -131,7 +131,7 @@ class RedisBuckets:
 
 
 class RedisCell:
-    """A :class:`~minillm.provider_state.StateCell` in one Redis key; the last state
+    """A :class:`~minillm.core.provider_state.StateCell` in one Redis key; the last state
     read or written is kept in this process, to serve from when Redis is down."""
 
     def __init__(
@@ -206,7 +206,7 @@ def _key_id(key: str | None) -> str:
 
 
 class RedisSpend:
-    """:class:`~minillm.budget.SpendStore` in Redis."""
+    """:class:`~minillm.core.budget.SpendStore` in Redis."""
 
     _DAY = 86400
 

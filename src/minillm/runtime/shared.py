@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from minillm.budget import SpendStore
-from minillm.config import Config
-from minillm.provider_state import BreakerSettings, ProviderHealth
-from minillm.ratelimit import BucketStore
+from minillm.core.budget import SpendStore
+from minillm.core.config import Config
+from minillm.core.provider_state import BreakerSettings, ProviderHealth
+from minillm.core.ratelimit import BucketStore
 
 __all__ = ["SharedStores", "open_shared_stores"]
 

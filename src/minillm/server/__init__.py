@@ -1,1 +1,2 @@
-"""The thin Trio/Quart/Hypercorn layer around :mod:`minillm.gateway`."""
+"""The Quart-Trio endpoint layer around :mod:`minillm.runtime`: app, admission and records,
+the relay, serving and workers."""

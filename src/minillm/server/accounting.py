@@ -15,18 +15,18 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.datastructures import Headers
 
-from minillm.auth import Authenticator, is_loopback, presented_key
-from minillm.budget import Budgets
-from minillm.config import Config
-from minillm.dialects import dialect_of
-from minillm.errors import Forbidden, GatewayError
-from minillm.metrics import CONTENT_TYPE, Metrics, rejection_reason
-from minillm.ratelimit import RateLimiter
+from minillm.core.auth import Authenticator, is_loopback, presented_key
+from minillm.core.budget import Budgets
+from minillm.core.config import Config
+from minillm.core.dialects import dialect_of
+from minillm.core.errors import Forbidden, GatewayError
+from minillm.core.ratelimit import RateLimiter
+from minillm.core.tokens import Tokens, tokens_from_usage, usage_in_json
 from minillm.runtime.shared import SharedStores
+from minillm.runtime.usage import UsageRecord, UsageWriter
+from minillm.runtime.usage_db import UsageStoreError
+from minillm.server.metrics import CONTENT_TYPE, Metrics, rejection_reason
 from minillm.server.scope import RequestState, current_request
-from minillm.tokens import Tokens, tokens_from_usage, usage_in_json
-from minillm.usage import UsageRecord, UsageWriter
-from minillm.usage_db import UsageStoreError
 
 __all__ = ["Accounting", "install_accounting"]
 

@@ -1,6 +1,6 @@
 """The Quart-Trio app factory: routes parse, call the gateway, render.
 
-This module is the error boundary: :class:`~minillm.errors.GatewayError` and
+This module is the error boundary: :class:`~minillm.core.errors.GatewayError` and
 every unexpected exception become an error body in the format of the API the
 client called, with no upstream detail and no traceback (those are logged).
 """
@@ -18,9 +18,9 @@ from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from minillm.config import Config
-from minillm.dialects import DIALECTS, ClientAPI, dialect_of
-from minillm.errors import (
+from minillm.core.config import Config
+from minillm.core.dialects import DIALECTS, ClientAPI, dialect_of
+from minillm.core.errors import (
     BadRequest,
     ClientTimeout,
     GatewayError,
@@ -29,12 +29,12 @@ from minillm.errors import (
     Overloaded,
     PayloadTooLarge,
 )
-from minillm.gateway import TARGET_HEADER, Call, Gateway, JSONReply
-from minillm.metrics import rejection_reason
-from minillm.provider_state import LocalHealth
-from minillm.providers.http import Operation, open_providers
+from minillm.core.provider_state import LocalHealth
+from minillm.runtime.gateway import TARGET_HEADER, Call, Gateway, JSONReply
+from minillm.runtime.providers.http import Operation, open_providers
 from minillm.runtime.shared import SharedStores, open_shared_stores
 from minillm.server.accounting import Accounting, install_accounting
+from minillm.server.metrics import rejection_reason
 from minillm.server.relay import RelayBody, StreamRegistry
 from minillm.server.scope import RequestScope, current_request
 

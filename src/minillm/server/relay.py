@@ -27,14 +27,13 @@ from contextlib import aclosing
 from types import TracebackType
 from typing import Self
 
-import httpx
 import trio
 from quart.wrappers.response import ResponseBody
 
-from minillm.attempt import StreamReply
-from minillm.dialects import Dialect
-from minillm.errors import GatewayError, UpstreamTimeout
-from minillm.providers.http import upstream_errors
+from minillm.core.dialects import Dialect
+from minillm.core.errors import GatewayError, UpstreamTimeout
+from minillm.runtime.attempt import StreamReply
+from minillm.runtime.providers.http import UpstreamResponse, upstream_errors
 
 __all__ = ["CHANNEL_SIZE", "RelayBody", "StreamRegistry"]
 
@@ -218,7 +217,7 @@ class RelayBody(ResponseBody):
             await self._send.send(self._stream_error(exc))
 
 
-async def _close(response: httpx.Response) -> None:
+async def _close(response: UpstreamResponse) -> None:
     """Close an upstream response, even from a cancelled scope (bounded to 1 s)."""
     with trio.CancelScope(shield=True), trio.move_on_after(1):
         await response.aclose()

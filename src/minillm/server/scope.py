@@ -22,7 +22,7 @@ import time
 from contextlib import AsyncExitStack
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 from hypercorn.typing import (
@@ -33,13 +33,11 @@ from hypercorn.typing import (
     Scope,
 )
 
-from minillm.attempt import JSONReply, StreamReply
-from minillm.auth import GatewayKey
-from minillm.errors import GatewayError
-from minillm.translate.streams import StreamTranslator
-
-if TYPE_CHECKING:
-    from minillm.server.accounting import Accounting
+from minillm.core.auth import GatewayKey
+from minillm.core.errors import GatewayError
+from minillm.core.translate.streams import StreamTranslator
+from minillm.runtime.attempt import JSONReply, StreamReply
+from minillm.server.metrics import Metrics
 
 __all__ = [
     "RequestScope",
@@ -119,6 +117,17 @@ def endpoint_of(path: str) -> str | None:
     return _ENDPOINTS.get(path, "other")
 
 
+class Recorder(Protocol):
+    """What the middleware needs from :class:`~minillm.server.accounting.Accounting`."""
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    async def finish(
+        self, state: RequestState, endpoint: str, path: str, wall: float, elapsed: float
+    ) -> None: ...
+
+
 def request_id_from(scope: HTTPScope) -> str:
     """The client's ``x-request-id`` when sane, else a new one."""
     for name, value in scope["headers"]:
@@ -134,7 +143,7 @@ def request_id_from(scope: HTTPScope) -> str:
 class RequestScope:
     """ASGI middleware: request-scoped resources, request id, timing, access log."""
 
-    def __init__(self, app: ASGIFramework, accounting: Accounting | None = None) -> None:
+    def __init__(self, app: ASGIFramework, accounting: Recorder | None = None) -> None:
         self.app = app
         self.accounting = accounting
 

@@ -20,8 +20,8 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.logging import Logger as HypercornLogger
 from hypercorn.trio import serve as hypercorn_serve
 
-from minillm.config import Config
-from minillm.errors import Overloaded
+from minillm.core.config import Config
+from minillm.core.errors import Overloaded
 from minillm.server.app import create_app, streams_of
 from minillm.server.relay import StreamRegistry
 

@@ -38,8 +38,8 @@ from multiprocessing.connection import Connection
 import trio
 from prometheus_client import multiprocess
 
-from minillm.config import Config
-from minillm.logfmt import setup_logging
+from minillm.core.config import Config
+from minillm.server.logfmt import setup_logging
 from minillm.server.serve import serve, url_of
 
 __all__ = ["WorkerStartError", "supervise"]

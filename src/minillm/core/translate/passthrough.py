@@ -1,0 +1,108 @@
+"""Same-format streams: forward upstream SSE bytes untouched, event-aligned.
+
+No parsing on the hot path: bytes are forwarded up to the last event
+boundary (a blank line) seen so far and the partial tail is held back, so
+that an error event appended after an upstream failure never lands in the
+middle of an event.  Only events containing ``"usage"`` are decoded, to pick
+up the token counts (a Responses stream has them in ``response.completed``);
+with ``drop_usage_chunk`` the OpenAI usage-only chunk (``"choices": []``),
+which the gateway asked for on the client's behalf, is not forwarded.  An
+upstream error event (Anthropic ``event: error``, OpenAI ``data: {"error": ...}``)
+is forwarded as it is and kept as ``.error``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from minillm.core.errors import UpstreamHTTPError, UpstreamProtocolError
+from minillm.core.tokens import Tokens, tokens_from_usage
+from minillm.core.translate.upstream_errors import stream_upstream_error
+
+__all__ = ["PassthroughStream"]
+
+_BOUNDARIES = (b"\n\n", b"\r\n\r\n", b"\r\r")
+_EVENT_SPLIT = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
+_DATA_LINE = re.compile(rb"^data:[ ]?(.*)$", re.MULTILINE)
+# A usage *object*: OpenAI sends ``"usage":null`` in every chunk once usage is asked for.
+_USAGE = re.compile(rb'"usage"\s*:\s*\{')
+_ERROR_EVENT = re.compile(rb'^(?:event:[ ]?error\s|data:[ ]?\{\s*"error"\s*:)', re.MULTILINE)
+
+
+class PassthroughStream:
+    """A :class:`~minillm.core.translate.streams.StreamTranslator` that copies bytes."""
+
+    def __init__(self, max_pending: int = 1 << 20, *, drop_usage_chunk: bool = False) -> None:
+        self._pending = b""
+        self._max_pending = max_pending
+        self._drop_usage_chunk = drop_usage_chunk
+        self.tokens = Tokens()
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.error: UpstreamHTTPError | None = None
+        """The upstream error event the stream carried, if any."""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._pending + chunk if self._pending else chunk
+        end = -1
+        for sep in _BOUNDARIES:
+            at = data.rfind(sep)
+            if at >= 0 and at + len(sep) > end:
+                end = at + len(sep)
+        if end < 0:
+            if len(data) > self._max_pending:
+                raise UpstreamProtocolError("SSE event too long")
+            self._pending = data
+            return b""
+        self._pending = data[end:]
+        return self._inspect(data[:end])
+
+    def close(self) -> bytes:
+        """Flush a final event the upstream did not terminate with a blank line."""
+        tail, self._pending = self._pending, b""
+        if not tail.strip():
+            return b""
+        return self._inspect(tail + b"\n\n")
+
+    def _inspect(self, out: bytes) -> bytes:
+        """Whole events on their way out: note an error event, record (maybe drop) usage."""
+        if b"error" in out and (found := _ERROR_EVENT.search(out)) and self.error is None:
+            payload = _payload(out[found.start() :])
+            anthropic = isinstance(payload, dict) and payload.get("type") == "error"
+            self.error = stream_upstream_error("anthropic" if anthropic else "openai", payload)
+        return self._usage(out) if _USAGE.search(out) else out
+
+    def _usage(self, data: bytes) -> bytes:
+        """Record the usage of the events in ``data``; maybe drop the usage-only chunk."""
+        parts = _EVENT_SPLIT.split(data)
+        kept: list[bytes] = []
+        for event, sep in zip(parts[::2], [*parts[1::2], b""], strict=True):
+            if _USAGE.search(event) and self._record(event):
+                continue
+            kept.append(event + sep)
+        self.input_tokens, self.output_tokens = self.tokens.input, self.tokens.output
+        return b"".join(kept)
+
+    def _record(self, event: bytes) -> bool:
+        """Take the event's usage; True when the event is to be dropped."""
+        payload = _payload(event)
+        if not isinstance(payload, dict):
+            return False
+        usage = payload.get("usage")
+        for wrapper in ("message", "response"):  # Anthropic message_start; Responses events
+            inner = payload.get(wrapper)
+            if usage is None and isinstance(inner, dict):
+                usage = inner.get("usage")
+        self.tokens.update(tokens_from_usage(usage))
+        return self._drop_usage_chunk and payload.get("choices") == []
+
+
+def _payload(event: bytes) -> object:
+    """The JSON of the first ``data:`` line in ``event`` (None if there is none or it is bad)."""
+    match = _DATA_LINE.search(event)
+    try:
+        return orjson.loads(match.group(1)) if match else None
+    except orjson.JSONDecodeError:
+        return None

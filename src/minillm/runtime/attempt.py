@@ -1,0 +1,148 @@
+"""One attempt: a client call sent to one target with one key.
+
+Translates the request when the provider speaks another API (see
+:mod:`minillm.runtime.exchange`), sends it on
+the provider's pooled client, and turns the answer into a reply in the
+client's format, or into a typed gateway error.  Retries and failover are
+decided by the caller (:mod:`minillm.runtime.gateway`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import orjson
+import trio
+
+from minillm.core.config import Config, Target
+from minillm.core.errors import UpstreamHTTPError, UpstreamProtocolError, UpstreamTimeout
+from minillm.core.policy import provider_wait
+from minillm.core.translate.streams import StreamTranslator
+from minillm.core.translate.upstream_errors import upstream_error
+from minillm.runtime.exchange import Call, Exchange, exchange
+from minillm.runtime.providers.http import (
+    HTTPProvider,
+    UpstreamResponse,
+    body_chunks,
+    read_capped,
+    upstream_errors,
+)
+
+__all__ = ["Call", "JSONReply", "StreamReply", "attempt"]
+
+log = logging.getLogger("minillm.gateway")
+
+MAX_UPSTREAM_BODY = 64 * 1024 * 1024
+MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class JSONReply:
+    """A complete JSON answer, already in the client's format."""
+
+    body: bytes
+    target: Target
+    dropped_tools: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReply:
+    """An open upstream SSE stream and the translator for the client's format.
+
+    The response is registered on the request's exit stack, so it is closed
+    even if the stream is never relayed.
+    """
+
+    response: UpstreamResponse
+    translator: StreamTranslator
+    target: Target
+    chunks: AsyncGenerator[bytes, None]
+    """The rest of the upstream body (also registered on the request's exit stack)."""
+    first: bytes
+    """The first chunk, read before the answer starts: until then a failure can
+    still be retried or failed over; ``b""`` when the upstream sent nothing."""
+    dropped_tools: tuple[str, ...] = ()
+
+
+async def attempt(
+    call: Call,
+    provider: HTTPProvider,
+    target: Target,
+    key: str | None,
+    *,
+    config: Config,
+    resources: AsyncExitStack,
+) -> JSONReply | StreamReply:
+    """Send ``call`` to ``target`` once.
+
+    Raises :class:`UpstreamTimeout` when the provider's own ``timeout`` passes
+    before the first byte of its answer (of the body, for a stream),
+    :class:`UpstreamUnavailable` on connection errors and
+    :class:`UpstreamHTTPError` for an error status.
+    """
+    crossing = exchange(call, provider.config, target.model, config.default_max_tokens)
+    # an operation the provider's API lacks is not translated: it fails here, before sending
+    request = provider.build_request(crossing.operation, crossing.body, call.headers, key)
+    response: UpstreamResponse | None = None
+    with upstream_errors(provider.name):
+        with trio.move_on_after(provider.config.timeout or math.inf) as first_byte:
+            response = await provider.send(request)
+            resources.push_async_callback(response.aclose)
+            if call.stream and response.status_code < 300:
+                chunks = body_chunks(response)
+                resources.push_async_callback(chunks.aclose)
+                first = await anext(chunks, b"")
+        if first_byte.cancelled_caught:
+            log.warning("provider %s: no first byte within %ss", provider.name, first_byte.deadline)
+            if response is not None:
+                await response.aclose()
+            raise UpstreamTimeout()
+        assert response is not None
+        if response.status_code >= 300:
+            try:
+                raise await _error_from(provider, response)
+            finally:
+                await response.aclose()
+        if call.stream:
+            translator = crossing.stream()
+            return StreamReply(response, translator, target, chunks, first, crossing.dropped_tools)
+        try:
+            answer = await read_capped(response, MAX_UPSTREAM_BODY)
+        finally:
+            await response.aclose()
+    return JSONReply(client_body(crossing, provider, answer), target, crossing.dropped_tools)
+
+
+def client_body(crossing: Exchange, provider: HTTPProvider, body: bytes) -> bytes:
+    """The provider's success body, in the client's format."""
+    if crossing.reply is None:
+        return body
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        log.warning("provider %s answered a body that is not a JSON object", provider.name)
+        raise UpstreamProtocolError()
+    return orjson.dumps(crossing.reply(parsed))
+
+
+async def _error_from(provider: HTTPProvider, response: UpstreamResponse) -> UpstreamHTTPError:
+    """The provider's error, read (bounded) and scrubbed of its keys."""
+    try:
+        body = await read_capped(response, MAX_ERROR_BODY)
+    except UpstreamProtocolError:
+        body = b""
+    status = response.status_code if response.status_code >= 400 else 502
+    log.info("provider %s answered HTTP %s", provider.name, response.status_code)
+    error = upstream_error(provider.format, status, body, secrets=provider.secrets)
+    error.headers = {
+        k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "retry-after-ms")
+    }
+    error.wait = provider_wait(status, response.headers, time.time())
+    return error
