@@ -17,8 +17,8 @@ import pytest
 import trio
 
 # The gateway's public pieces used here; one place to fix when modules move.
-from minillm.config import Config, ProviderConfig, Target
-from minillm.errors import (
+from minillm.core.config import Config, ProviderConfig, Target
+from minillm.core.errors import (
     CircuitOpen,
     GatewayError,
     KeysRateLimited,
@@ -26,10 +26,10 @@ from minillm.errors import (
     UpstreamHTTPError,
     UpstreamTimeout,
 )
-from minillm.exchange import Call
-from minillm.gateway import Gateway, StreamReply
-from minillm.provider_state import LocalHealth
-from minillm.providers.http import HTTPProvider
+from minillm.core.provider_state import LocalHealth
+from minillm.runtime.exchange import Call
+from minillm.runtime.gateway import Gateway, StreamReply
+from minillm.runtime.providers.http import HTTPProvider
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 

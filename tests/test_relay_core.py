@@ -17,12 +17,17 @@ import pytest
 import trio
 
 # The gateway's public pieces used here; one place to fix when modules move.
-from minillm.config import Config, ProviderConfig, Target
-from minillm.dialects import DIALECTS
-from minillm.errors import GatewayError, UpstreamHTTPError, UpstreamTimeout, UpstreamUnavailable
-from minillm.exchange import Call
-from minillm.gateway import Gateway, StreamReply
-from minillm.providers.http import HTTPProvider
+from minillm.core.config import Config, ProviderConfig, Target
+from minillm.core.dialects import DIALECTS
+from minillm.core.errors import (
+    GatewayError,
+    UpstreamHTTPError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from minillm.runtime.exchange import Call
+from minillm.runtime.gateway import Gateway, StreamReply
+from minillm.runtime.providers.http import HTTPProvider
 from minillm.server.relay import CHANNEL_SIZE, RelayBody, StreamRegistry
 
 
