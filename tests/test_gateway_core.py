@@ -26,8 +26,8 @@ from minillm.core.errors import (
     UpstreamHTTPError,
     UpstreamTimeout,
 )
+from minillm.core.exchange import Call
 from minillm.core.provider_state import LocalHealth
-from minillm.runtime.exchange import Call
 from minillm.runtime.gateway import Gateway, StreamReply
 from minillm.runtime.providers.http import HTTPProvider
 

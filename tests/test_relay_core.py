@@ -25,7 +25,7 @@ from minillm.core.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from minillm.runtime.exchange import Call
+from minillm.core.exchange import Call
 from minillm.runtime.gateway import Gateway, StreamReply
 from minillm.runtime.providers.http import HTTPProvider
 from minillm.server.relay import CHANNEL_SIZE, RelayBody, StreamRegistry

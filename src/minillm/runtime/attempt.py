@@ -1,7 +1,7 @@
 """One attempt: a client call sent to one target with one key.
 
 Translates the request when the provider speaks another API (see
-:mod:`minillm.runtime.exchange`), sends it on
+its dialect, :mod:`minillm.core.dialects`), sends it on
 the provider's pooled client, and turns the answer into a reply in the
 client's format, or into a typed gateway error.  Retries and failover are
 decided by the caller (:mod:`minillm.runtime.gateway`).
@@ -20,11 +20,12 @@ import orjson
 import trio
 
 from minillm.core.config import Config, Target
+from minillm.core.dialects import exchange
 from minillm.core.errors import UpstreamHTTPError, UpstreamProtocolError, UpstreamTimeout
+from minillm.core.exchange import Call, Exchange
 from minillm.core.policy import provider_wait
 from minillm.core.translate.streams import StreamTranslator
 from minillm.core.translate.upstream_errors import upstream_error
-from minillm.runtime.exchange import Call, Exchange, exchange
 from minillm.runtime.providers.http import (
     HTTPProvider,
     UpstreamResponse,

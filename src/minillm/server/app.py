@@ -29,9 +29,10 @@ from minillm.core.errors import (
     Overloaded,
     PayloadTooLarge,
 )
+from minillm.core.exchange import Operation
 from minillm.core.provider_state import LocalHealth
 from minillm.runtime.gateway import TARGET_HEADER, Call, Gateway, JSONReply
-from minillm.runtime.providers.http import Operation, open_providers
+from minillm.runtime.providers.http import open_providers
 from minillm.runtime.shared import SharedStores, open_shared_stores
 from minillm.server.accounting import Accounting, install_accounting
 from minillm.server.metrics import rejection_reason
@@ -164,11 +165,9 @@ def create_app(config: Config | None = None) -> QuartTrio:
         return view
 
     routes = {
-        "/v1/chat/completions": endpoint("openai", "chat"),
-        "/v1/responses": endpoint("responses", "responses"),
-        "/v1/embeddings": endpoint("openai", "embeddings"),
-        "/v1/messages": endpoint("anthropic", "chat"),
-        "/v1/messages/count_tokens": endpoint("anthropic", "count_tokens"),
+        route.path: endpoint(dialect.name, route.operation)
+        for dialect in DIALECTS.values()
+        for route in dialect.routes
     }
 
     async def list_models() -> Response:

@@ -34,6 +34,7 @@ from hypercorn.typing import (
 )
 
 from minillm.core.auth import GatewayKey
+from minillm.core.dialects import endpoint_of
 from minillm.core.errors import GatewayError
 from minillm.core.translate.streams import StreamTranslator
 from minillm.runtime.attempt import JSONReply, StreamReply
@@ -49,15 +50,6 @@ __all__ = [
 access_log = logging.getLogger("minillm.access")
 
 MAX_REQUEST_ID = 128
-_API_PREFIXES = ("/v1/", "/openai/v1/", "/anthropic/v1/")
-_ENDPOINTS = {
-    "/v1/chat/completions": "chat_completions",
-    "/v1/responses": "responses",
-    "/v1/messages": "messages",
-    "/v1/messages/count_tokens": "count_tokens",
-    "/v1/embeddings": "embeddings",
-    "/v1/models": "models",
-}
 
 
 @dataclass(slots=True)
@@ -106,15 +98,6 @@ def current_request_id() -> str | None:
     """The id of the request being handled by this task, if any (for log lines)."""
     state = _current.get(None)
     return state.request_id if state is not None else None
-
-
-def endpoint_of(path: str) -> str | None:
-    """The metrics ``endpoint`` label of an API path; ``None`` for non-API paths."""
-    if not path.startswith(_API_PREFIXES):
-        return None
-    if not path.startswith("/v1/"):
-        path = path[path.index("/v1/") :]
-    return _ENDPOINTS.get(path, "other")
 
 
 class Recorder(Protocol):

@@ -13,7 +13,7 @@ import ssl
 import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager, contextmanager
-from typing import Literal, TypeAlias, cast
+from typing import TypeAlias, cast
 
 import httpx
 
@@ -26,6 +26,7 @@ from minillm.core.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from minillm.core.exchange import Operation
 from minillm.runtime.providers.mock import MockTransport
 from minillm.runtime.providers.pool import ShardedTransport, shard_limits
 
@@ -42,7 +43,6 @@ __all__ = [
 
 log = logging.getLogger("minillm.upstream")
 
-Operation = Literal["chat", "responses", "embeddings", "models", "count_tokens"]
 UpstreamResponse: TypeAlias = httpx.Response  # an answer whose body is still to be read
 TransportError = httpx.HTTPError  # what sending or reading may raise, unmapped
 

@@ -3,17 +3,19 @@
 Sans-I/O.  The client's API and the provider's decide one of three ways:
 
 * **the same API** (or an operation that is never translated): the body goes
-  as it is with the target's model; the answer comes back untouched.  A
-  Responses call is the same API for an OpenAI-format provider that serves
-  ``/responses`` (``ProviderConfig.responses``);
-* **Chat Completions <-> Messages**: request, reply and stream translated;
+  as it is with the target's model; the answer comes back untouched
+  (:func:`same_api`).  A Responses call is the same API for an OpenAI-format
+  provider that serves ``/responses`` (``ProviderConfig.responses``);
+* **Chat Completions <-> Messages**: request, reply and stream translated
+  (:func:`chat_via_messages`, :func:`messages_via_chat`);
 * **Responses through Chat Completions**: the Responses request becomes a Chat
   Completions one (:func:`~minillm.core.translate.responses_to_chat_request`), sent
   as it is to an OpenAI-compatible provider without the Responses API, or
   translated once more for a Messages provider; the answer takes the same
-  steps back.
+  steps back (:func:`responses_via_chat`, :func:`responses_via_messages`).
 
-:func:`exchange` raises :class:`~minillm.core.errors.BadRequest` for what cannot
+Which crossing a call takes is its dialect's choice (:mod:`minillm.core.dialects`).
+The crossings raise :class:`~minillm.core.errors.BadRequest` for what cannot
 cross (from the translators).
 """
 
@@ -22,12 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from minillm.core.config import ProviderConfig
-from minillm.core.dialects import ClientAPI
 from minillm.core.translate import (
     AnthropicToOpenAIStream,
     ChainedStream,
@@ -43,11 +44,23 @@ from minillm.core.translate import (
     responses_to_chat_request,
 )
 from minillm.core.translate.passthrough import PassthroughStream
-from minillm.runtime.providers.http import Operation
 
-__all__ = ["Call", "Exchange", "exchange"]
+__all__ = [
+    "Call",
+    "ClientAPI",
+    "Crossing",
+    "Exchange",
+    "Operation",
+    "chat_via_messages",
+    "messages_via_chat",
+    "responses_via_chat",
+    "responses_via_messages",
+    "same_api",
+]
 
 Json = dict[str, Any]
+ClientAPI = Literal["openai", "anthropic", "responses"]
+Operation = Literal["chat", "responses", "embeddings", "models", "count_tokens"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,30 +92,12 @@ class Exchange:
     """Built-in tools the provider cannot run, left out of the request."""
 
 
-def exchange(call: Call, provider: ProviderConfig, model: str, default_max_tokens: int) -> Exchange:
-    """``call`` for ``provider``, asking for ``model``."""
-    if provider.serves(call.client_format) or call.operation not in ("chat", "responses"):
-        return _same_api(call, model)
-    if call.client_format == "responses":
-        return _responses_via_chat(call, provider, model, default_max_tokens)
-    asked = str(call.body.get("model"))  # the client sees the name it asked for
-    stream: Callable[[], StreamTranslator]
-    if provider.format == "anthropic":
-        options = call.body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        body = openai_to_anthropic_request(
-            call.body, model=model, default_max_tokens=default_max_tokens
-        )
-        stream = partial(AnthropicToOpenAIStream, model=asked, include_usage=include_usage)
-        return Exchange("chat", orjson.dumps(body), anthropic_to_openai_response, stream)
-    body = anthropic_to_openai_request(
-        call.body, model=model, reasoning=provider.is_reasoning(model)
-    )
-    stream = partial(OpenAIToAnthropicStream, model=asked)
-    return Exchange("chat", orjson.dumps(body), openai_to_anthropic_response, stream)
+Crossing = Callable[[Call, ProviderConfig, str, int], Exchange]
+"""``(call, provider, model asked of it, default max_tokens)`` -> the call for that provider."""
 
 
-def _same_api(call: Call, model: str) -> Exchange:
+def same_api(call: Call, provider: ProviderConfig, model: str, default_max_tokens: int) -> Exchange:
+    """The body as it is with ``model``; the answer untouched."""
     body = {**call.body, "model": model}
     drop_usage = False
     if call.stream and call.client_format == "openai":
@@ -115,19 +110,51 @@ def _same_api(call: Call, model: str) -> Exchange:
     return Exchange(call.operation, orjson.dumps(body), None, stream)
 
 
-def _responses_via_chat(
+def chat_via_messages(
     call: Call, provider: ProviderConfig, model: str, default_max_tokens: int
 ) -> Exchange:
+    """A Chat Completions call to an Anthropic-format provider."""
+    options = call.body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    body = openai_to_anthropic_request(
+        call.body, model=model, default_max_tokens=default_max_tokens
+    )
+    asked = str(call.body.get("model"))  # the client sees the name it asked for
+    stream = partial(AnthropicToOpenAIStream, model=asked, include_usage=include_usage)
+    return Exchange("chat", orjson.dumps(body), anthropic_to_openai_response, stream)
+
+
+def messages_via_chat(
+    call: Call, provider: ProviderConfig, model: str, default_max_tokens: int
+) -> Exchange:
+    """A Messages call to an OpenAI-format provider."""
+    body = anthropic_to_openai_request(
+        call.body, model=model, reasoning=provider.is_reasoning(model)
+    )
+    stream = partial(OpenAIToAnthropicStream, model=str(call.body.get("model")))
+    return Exchange("chat", orjson.dumps(body), openai_to_anthropic_response, stream)
+
+
+def responses_via_chat(
+    call: Call, provider: ProviderConfig, model: str, default_max_tokens: int
+) -> Exchange:
+    """A Responses call to an OpenAI-compatible provider without the Responses API."""
     plan = responses_to_chat_request(call.body, model=model)
-    if provider.format == "openai":
-        body, reply = plan.chat, partial(chat_to_responses_response, plan=plan)
-        stream: Callable[[], StreamTranslator] = partial(ChatToResponsesStream, plan)
-    else:
-        body = openai_to_anthropic_request(
-            plan.chat, model=model, default_max_tokens=default_max_tokens
-        )
-        reply = partial(_anthropic_to_responses, plan=plan)
-        stream = partial(_anthropic_to_responses_stream, plan)
+    reply = partial(chat_to_responses_response, plan=plan)
+    stream = partial(ChatToResponsesStream, plan)
+    return Exchange("chat", orjson.dumps(plan.chat), reply, stream, plan.dropped_tools)
+
+
+def responses_via_messages(
+    call: Call, provider: ProviderConfig, model: str, default_max_tokens: int
+) -> Exchange:
+    """A Responses call to an Anthropic-format provider: through Chat Completions."""
+    plan = responses_to_chat_request(call.body, model=model)
+    body = openai_to_anthropic_request(
+        plan.chat, model=model, default_max_tokens=default_max_tokens
+    )
+    reply = partial(_anthropic_to_responses, plan=plan)
+    stream = partial(_anthropic_to_responses_stream, plan)
     return Exchange("chat", orjson.dumps(body), reply, stream, plan.dropped_tools)
 
 
