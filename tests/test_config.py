@@ -35,6 +35,14 @@ def file_error(tmp_path: Path, text: str, **env: str) -> str:
     ("text", "expected"),
     [
         ("prot = 3333", "minillm.toml: unknown key 'prot' (did you mean 'port'?)"),
+        (  # renamed: durations carry no unit suffix in the file (the env names keep theirs)
+            "key_disable_s = 60",
+            "minillm.toml: unknown key 'key_disable_s' (did you mean 'key_disable'?)",
+        ),
+        (
+            "breaker_cooldown_s = 60",
+            "minillm.toml: unknown key 'breaker_cooldown_s' (did you mean 'breaker_cooldown'?)",
+        ),
         (
             '[provider.local]\nbase_url = "http://x"',
             "minillm.toml: unknown key 'provider' (did you mean 'providers'?)",

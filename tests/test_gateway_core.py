@@ -317,7 +317,7 @@ async def test_the_breaker_opens_after_failures_and_lets_a_probe_through(
         outcomes,
         retries=2,
         breaker_failures=2,
-        breaker_cooldown_s=30.0,
+        breaker_cooldown=30.0,
     )
     with pytest.raises(GatewayError) as caught:
         await serve(gw)

@@ -39,7 +39,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from minillm._child import Child, GatewayStartError, is_healthy, spawn
-from minillm.core._settings import parse_port
+from minillm.core import _settings
 from minillm.core.config import DEFAULT_PORT, Config
 
 if TYPE_CHECKING:
@@ -286,5 +286,5 @@ def start(
     merged = {**os.environ, **(env or {})}
     movable = port is None and not merged.get("MINI_LLM_PORT")
     if port is None:
-        port = parse_port("MINI_LLM_PORT", merged.get("MINI_LLM_PORT") or DEFAULT_PORT)
+        port = _settings.port("MINI_LLM_PORT", merged.get("MINI_LLM_PORT") or DEFAULT_PORT)
     return _REGISTRY.start(host, port, merged, timeout, movable=movable)

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from minillm.core._settings import ConfigError, ConfigFile, parse_scalar
+from minillm.core._settings import ConfigError, ConfigFile, flag
 
 __all__ = ["MOCK_PROVIDERS", "PROVIDER_KEYS", "ProviderConfig", "load_providers", "split_keys"]
 
@@ -146,7 +146,7 @@ def load_providers(file: ConfigFile, env: Mapping[str, str]) -> dict[str, Provid
             if what in ("keys", "reasoning_models"):
                 parsed = split_keys(value)
             elif what == "responses":
-                parsed = parse_scalar("bool", var, value)
+                parsed = flag(var, value)
             specs.set(name, what, value.lower() if what == "format" else parsed, var)
     providers = {
         name: _provider(name, spec, specs.origins[name], declared.get(name, name))

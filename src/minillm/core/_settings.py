@@ -14,7 +14,7 @@ import importlib.util
 import math
 import os
 import tomllib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,49 +23,23 @@ __all__ = [
     "SCALARS",
     "ConfigError",
     "ConfigFile",
+    "Parser",
     "check_keys",
+    "count",
+    "count0",
+    "flag",
     "flag_name",
     "is_postgres_url",
-    "parse_port",
-    "parse_scalar",
-    "parse_workers",
+    "port",
+    "seconds",
+    "seconds0",
+    "workers",
 ]
 
 
 class ConfigError(ValueError):
     """Invalid configuration; the message starts with where the value came from."""
 
-
-# (environment variable, TOML key and Config field, parser)
-SCALARS: tuple[tuple[str, str, str], ...] = (
-    ("MINI_LLM_HOST", "host", "str"),
-    ("MINI_LLM_PORT", "port", "port"),
-    ("MINI_LLM_MAX_BODY_BYTES", "max_body_bytes", "posint"),
-    ("MINI_LLM_REQUEST_TIMEOUT", "request_timeout", "seconds"),
-    ("MINI_LLM_STREAM_IDLE_TIMEOUT", "stream_idle_timeout", "seconds"),
-    ("MINI_LLM_CLIENT_TIMEOUT", "client_timeout", "seconds"),
-    ("MINI_LLM_SHUTDOWN_GRACE", "shutdown_grace", "seconds"),
-    ("MINI_LLM_DEFAULT_MAX_TOKENS", "default_max_tokens", "posint"),
-    ("MINI_LLM_MAX_CONNECTIONS", "max_connections", "posint"),
-    ("MINI_LLM_MAX_KEEPALIVE", "max_keepalive", "posint"),
-    ("MINI_LLM_MOCK_DELAY", "mock_chunk_delay", "seconds0"),
-    ("MINI_LLM_LOG_LEVEL", "log_level", "level"),
-    ("MINI_LLM_RETRIES", "retries", "int0"),
-    ("MINI_LLM_KEY_COOLDOWN_S", "key_cooldown", "seconds"),
-    ("MINI_LLM_KEY_DISABLE_S", "key_disable_s", "seconds"),
-    ("MINI_LLM_BREAKER_FAILURES", "breaker_failures", "posint"),
-    ("MINI_LLM_BREAKER_COOLDOWN_S", "breaker_cooldown_s", "seconds"),
-    ("MINI_LLM_MAX_IN_FLIGHT", "max_in_flight", "posint"),
-    ("MINI_LLM_QUEUE_TIMEOUT", "queue_timeout", "seconds0"),
-    ("MINI_LLM_ALLOW_UNAUTHENTICATED", "allow_unauthenticated", "bool"),
-    ("MINI_LLM_DISCOVER_MODELS", "discover_models", "bool"),
-    ("MINI_LLM_USAGE_DB", "usage_db", "usage_db"),
-    ("MINI_LLM_LOG_FORMAT", "log_format", "log_format"),
-    ("MINI_LLM_WORKERS", "workers", "workers"),
-    ("MINI_LLM_REDIS_URL", "redis_url", "redis_url"),
-    ("MINI_LLM_REDIS_PREFIX", "redis_prefix", "str"),
-    ("MINI_LLM_REDIS_TIMEOUT", "redis_timeout", "seconds"),
-)
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -79,71 +53,151 @@ def flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def parse_scalar(kind: str, name: str, raw: object) -> object:
-    """``raw`` parsed as a ``kind`` setting; ConfigError naming ``name`` if invalid."""
-    if kind == "str":
-        if not isinstance(raw, str) or not raw:
-            raise ConfigError(f"{name}: expected a non-empty string")
-        return raw
-    if kind == "bool":
-        if str(raw).lower() not in {"1", "true", "yes", "0", "false", "no"}:
-            raise ConfigError(f"{name}: expected true or false, got {raw!r}")
-        return str(raw).lower() in {"1", "true", "yes"}
-    if kind == "usage_db":  # a path, a postgresql:// URL, or "off"
-        target = str(raw)
-        if is_postgres_url(target) and not importlib.util.find_spec("psycopg"):
-            raise ConfigError(f"{name}: PostgreSQL needs psycopg: pip install 'minillm[postgres]'")
-        return None if target.lower() == "off" else target
-    if kind == "redis_url":
-        if not isinstance(raw, str) or not raw.startswith(REDIS_SCHEMES):
-            raise ConfigError(f"{name}: expected a redis://, rediss:// or unix:// URL")
-        if not importlib.util.find_spec("coredis"):
-            raise ConfigError(f"{name}: Redis needs coredis: pip install 'minillm[redis]'")
-        return raw
-    if kind == "workers":
-        return parse_workers(name, raw)
-    if kind == "log_format":
-        if raw not in ("text", "json"):
-            raise ConfigError(f"{name}: expected text or json, got {raw!r}")
-        return raw
-    if kind == "level":
-        level = str(raw).lower()
-        if level not in {"debug", "info", "warning", "error", "critical"}:
-            raise ConfigError(f"{name}: expected debug, info, warning, error or critical")
-        return level
-    try:
-        if isinstance(raw, bool):
-            raise TypeError
-        number = float(raw) if kind.startswith("seconds") else int(str(raw))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
-    if kind == "port" and not 0 <= int(number) <= 65535:
+Parser = Callable[[str, object], object]
+"""``(name of the source, raw value)`` -> the value; ConfigError naming the source if invalid."""
+
+
+def text(name: str, raw: object) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(f"{name}: expected a non-empty string")
+    return raw
+
+
+def flag(name: str, raw: object) -> bool:
+    if str(raw).lower() not in {"1", "true", "yes", "0", "false", "no"}:
+        raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+    return str(raw).lower() in {"1", "true", "yes"}
+
+
+def usage_db(name: str, raw: object) -> str | None:
+    """A path, a postgresql:// URL, or ``off`` (None)."""
+    target = str(raw)
+    if is_postgres_url(target) and not importlib.util.find_spec("psycopg"):
+        raise ConfigError(f"{name}: PostgreSQL needs psycopg: pip install 'minillm[postgres]'")
+    return None if target.lower() == "off" else target
+
+
+def redis_url(name: str, raw: object) -> str:
+    if not isinstance(raw, str) or not raw.startswith(REDIS_SCHEMES):
+        raise ConfigError(f"{name}: expected a redis://, rediss:// or unix:// URL")
+    if not importlib.util.find_spec("coredis"):
+        raise ConfigError(f"{name}: Redis needs coredis: pip install 'minillm[redis]'")
+    return raw
+
+
+def log_format(name: str, raw: object) -> str:
+    if raw not in ("text", "json"):
+        raise ConfigError(f"{name}: expected text or json, got {raw!r}")
+    return str(raw)
+
+
+def level(name: str, raw: object) -> str:
+    value = str(raw).lower()
+    if value not in {"debug", "info", "warning", "error", "critical"}:
+        raise ConfigError(f"{name}: expected debug, info, warning, error or critical")
+    return value
+
+
+def workers(name: str, raw: object) -> int:
+    """A worker count: a whole number >= 1, or ``auto`` (the CPUs this process may use)."""
+    value = str(raw).strip().lower()
+    if value == "auto":
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        return len(usable) if usable else os.cpu_count() or 1
+    if isinstance(raw, bool) or not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{name}: expected a number of workers >= 1 or 'auto', got {raw!r}")
+    return int(value)
+
+
+def _int(name: str, raw: object) -> int:
+    if not isinstance(raw, bool):
+        try:
+            return int(str(raw))
+        except ValueError:
+            pass
+    raise ConfigError(f"{name}: expected a number, got {raw!r}")
+
+
+def _float(name: str, raw: object) -> float:
+    if isinstance(raw, int | float | str) and not isinstance(raw, bool):
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+    raise ConfigError(f"{name}: expected a number, got {raw!r}")
+
+
+def port(name: str, raw: object) -> int:
+    """A port number 0-65535."""
+    number = _int(name, raw)
+    if not 0 <= number <= 65535:
         raise ConfigError(f"{name}: expected a port number 0-65535, got {raw!r}")
-    if kind == "int0" and number < 0:
-        raise ConfigError(f"{name}: expected a whole number >= 0, got {raw!r}")
-    if kind in {"posint", "seconds"} and not (number > 0 and math.isfinite(number)):
+    return number
+
+
+def count(name: str, raw: object) -> int:
+    """A whole number >= 1."""
+    number = _int(name, raw)
+    if number <= 0:
         raise ConfigError(f"{name}: expected a positive number, got {raw!r}")
-    if kind == "seconds0" and not (number >= 0 and math.isfinite(number)):
+    return number
+
+
+def count0(name: str, raw: object) -> int:
+    """A whole number >= 0."""
+    number = _int(name, raw)
+    if number < 0:
+        raise ConfigError(f"{name}: expected a whole number >= 0, got {raw!r}")
+    return number
+
+
+def seconds(name: str, raw: object) -> float:
+    """A duration > 0."""
+    number = _float(name, raw)
+    if not (number > 0 and math.isfinite(number)):
+        raise ConfigError(f"{name}: expected a positive number, got {raw!r}")
+    return number
+
+
+def seconds0(name: str, raw: object) -> float:
+    """A duration >= 0."""
+    number = _float(name, raw)
+    if not (number >= 0 and math.isfinite(number)):
         raise ConfigError(f"{name}: expected a number >= 0, got {raw!r}")
     return number
 
 
-def parse_workers(name: str, raw: object) -> int:
-    """A worker count: a whole number >= 1, or ``auto`` (the CPUs this process may use)."""
-    text = str(raw).strip().lower()
-    if text == "auto":
-        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-        return len(usable) if usable else os.cpu_count() or 1
-    if isinstance(raw, bool) or not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"{name}: expected a number of workers >= 1 or 'auto', got {raw!r}")
-    return int(text)
-
-
-def parse_port(name: str, raw: object) -> int:
-    """``raw`` as a port number 0-65535; ConfigError naming ``name`` if invalid."""
-    port = parse_scalar("port", name, raw)
-    assert isinstance(port, int)
-    return port
+# (environment variable, TOML key and Config field, parser).  Durations are in seconds and
+# their fields carry no unit suffix; the environment names keep theirs.
+SCALARS: tuple[tuple[str, str, Parser], ...] = (
+    ("MINI_LLM_HOST", "host", text),
+    ("MINI_LLM_PORT", "port", port),
+    ("MINI_LLM_MAX_BODY_BYTES", "max_body_bytes", count),
+    ("MINI_LLM_REQUEST_TIMEOUT", "request_timeout", seconds),
+    ("MINI_LLM_STREAM_IDLE_TIMEOUT", "stream_idle_timeout", seconds),
+    ("MINI_LLM_CLIENT_TIMEOUT", "client_timeout", seconds),
+    ("MINI_LLM_SHUTDOWN_GRACE", "shutdown_grace", seconds),
+    ("MINI_LLM_DEFAULT_MAX_TOKENS", "default_max_tokens", count),
+    ("MINI_LLM_MAX_CONNECTIONS", "max_connections", count),
+    ("MINI_LLM_MAX_KEEPALIVE", "max_keepalive", count),
+    ("MINI_LLM_MOCK_DELAY", "mock_chunk_delay", seconds0),
+    ("MINI_LLM_LOG_LEVEL", "log_level", level),
+    ("MINI_LLM_RETRIES", "retries", count0),
+    ("MINI_LLM_KEY_COOLDOWN_S", "key_cooldown", seconds),
+    ("MINI_LLM_KEY_DISABLE_S", "key_disable", seconds),
+    ("MINI_LLM_BREAKER_FAILURES", "breaker_failures", count),
+    ("MINI_LLM_BREAKER_COOLDOWN_S", "breaker_cooldown", seconds),
+    ("MINI_LLM_MAX_IN_FLIGHT", "max_in_flight", count),
+    ("MINI_LLM_QUEUE_TIMEOUT", "queue_timeout", seconds0),
+    ("MINI_LLM_ALLOW_UNAUTHENTICATED", "allow_unauthenticated", flag),
+    ("MINI_LLM_DISCOVER_MODELS", "discover_models", flag),
+    ("MINI_LLM_USAGE_DB", "usage_db", usage_db),
+    ("MINI_LLM_LOG_FORMAT", "log_format", log_format),
+    ("MINI_LLM_WORKERS", "workers", workers),
+    ("MINI_LLM_REDIS_URL", "redis_url", redis_url),
+    ("MINI_LLM_REDIS_PREFIX", "redis_prefix", text),
+    ("MINI_LLM_REDIS_TIMEOUT", "redis_timeout", seconds),
+)
 
 
 def check_keys(table: Mapping[str, object], allowed: Collection[str], where: str) -> None:

@@ -26,7 +26,6 @@ from minillm.core._settings import (
     ConfigFile,
     check_keys,
     flag_name,
-    parse_scalar,
 )
 from minillm.core.auth import KEY_FIELDS, GatewayKey, is_loopback, parse_gateway_keys
 
@@ -43,8 +42,8 @@ __all__ = [
 MiB = 1024 * 1024
 DEFAULT_PORT = 3333
 BUILTIN_PROVIDERS = ("openai", "anthropic", *MOCK_PROVIDERS)
-_KINDS = {key: kind for _, key, kind in SCALARS}
-_TOP_KEYS = (*_KINDS, "providers", "aliases", "models", "auth")
+_PARSERS = {key: parse for _, key, parse in SCALARS}
+_TOP_KEYS = (*_PARSERS, "providers", "aliases", "models", "auth")
 _MODEL_KEYS = ("targets", "input_per_mtok", "output_per_mtok")
 
 
@@ -81,9 +80,9 @@ class Config:
     log_level: str = "info"
     retries: int = 2
     key_cooldown: float = 5.0
-    key_disable_s: float = 300.0
+    key_disable: float = 300.0
     breaker_failures: int = 5
-    breaker_cooldown_s: float = 30.0
+    breaker_cooldown: float = 30.0
     max_in_flight: int = 4096
     queue_timeout: float = 1.0
     discover_models: bool = False
@@ -158,20 +157,16 @@ class Config:
             )
         return config
 
-    def target(self, spec: str) -> Target:
-        """Parse ``provider:model`` against this config's providers."""
-        return parse_target(spec, self.providers, "target")
-
 
 def _scalars(
     file: ConfigFile, env: Mapping[str, str], overrides: Mapping[str, object]
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The scalar settings, and the name of the source of each one that was set."""
-    if unknown := set(overrides) - set(_KINDS):
+    if unknown := set(overrides) - set(_PARSERS):
         raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for env_name, key, kind in SCALARS:
+    for env_name, key, parse in SCALARS:
         if key in overrides:
             name, raw = flag_name(key), overrides[key]
         elif env.get(env_name, "") != "":
@@ -180,7 +175,7 @@ def _scalars(
             name, raw = file.where(key=key), file.content[key]
         else:
             continue
-        values[key], sources[key] = parse_scalar(kind, name, raw), name
+        values[key], sources[key] = parse(name, raw), name
     values.setdefault("usage_db", str(platformdirs.user_data_path("minillm") / "usage.db"))
     return values, sources
 

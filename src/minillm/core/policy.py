@@ -63,11 +63,6 @@ class Failure:
     retry_after: float | None = None
 
     @property
-    def breaks_circuit(self) -> bool:
-        """Connection failures and first-byte timeouts count towards the breaker."""
-        return self.status is None
-
-    @property
     def retryable(self) -> bool:
         return self.status is None or self.status >= 500 or self.status in KEY_STATUSES
 

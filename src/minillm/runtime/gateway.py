@@ -83,9 +83,9 @@ class Gateway:
         self.policy = RetryPolicy(retries=config.retries)
         settings = BreakerSettings(
             failures=config.breaker_failures,
-            cooldown=config.breaker_cooldown_s,
+            cooldown=config.breaker_cooldown,
             key_cooldown=config.key_cooldown,
-            key_disable=config.key_disable_s,
+            key_disable=config.key_disable,
         )
         self.health: dict[str, ProviderHealth] = {
             name: health(name, p.config.keys, settings) for name, p in providers.items()

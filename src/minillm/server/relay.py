@@ -94,7 +94,6 @@ class RelayBody(ResponseBody):
         self._relaying = trio.CancelScope()
         self._ending: GatewayError | None = None
         self._on_error = on_error
-        self.client_stalled = False
 
     def end(self, reason: GatewayError) -> None:
         """Stop relaying and end the stream with ``reason`` as its error event."""
@@ -191,7 +190,6 @@ class RelayBody(ResponseBody):
             return
         if self._waiting_on_client:
             log.warning("client stopped reading for %ss; closing its stream", self._idle)
-            self.client_stalled = True
             # Hypercorn shields its socket writes, so the writer may stay blocked
             # until the client reads or goes: release the upstream right now.
             await _close(self._response)

@@ -13,7 +13,8 @@ Each direction is documented in its module:
 upstream data (bad JSON, an SSE line over 1 MiB, events out of order); the
 caller should then end the stream with ``stream_error(fmt, exc)``.  An error
 *event* from the upstream is translated by the translator itself, which then
-ignores further input and exposes the error as ``.error`` for logging.
+ignores further input and exposes the error as ``.error`` (the relay counts the
+stream as failed with its status).
 """
 
 from __future__ import annotations
