@@ -183,19 +183,17 @@ async def test_metrics_needs_a_key_off_loopback() -> None:
     from werkzeug.datastructures import Headers
 
     from minillm.core.config import Config
-    from minillm.server.accounting import Accounting
-    from minillm.server.scope import RequestState
+    from minillm.server.admission import Admission
 
-    accounting = Accounting(Config(auth_keys=parse_gateway_keys((), f"ops:{ALICE}")))
-    state = RequestState()
-    await accounting.admit(state, "/metrics", Headers(), "127.0.0.1")  # loopback: open
+    admission = Admission(Config(auth_keys=parse_gateway_keys((), f"ops:{ALICE}")))
+    assert admission.authenticate("/metrics", Headers(), "127.0.0.1") is None  # loopback: open
     with pytest.raises(Unauthorized):
-        await accounting.admit(state, "/metrics", Headers(), "10.1.2.3")
-    await accounting.admit(
-        state, "/metrics", Headers({"authorization": f"Bearer {ALICE}"}), "10.1.2.3"
+        admission.authenticate("/metrics", Headers(), "10.1.2.3")
+    key = admission.authenticate(
+        "/metrics", Headers({"authorization": f"Bearer {ALICE}"}), "10.1.2.3"
     )
-    assert state.key is not None and state.key.name == "ops"
-    await accounting.admit(RequestState(), "/health", Headers(), "10.1.2.3")
+    assert key is not None and key.name == "ops"
+    assert admission.authenticate("/health", Headers(), "10.1.2.3") is None
 
 
 def test_authenticator_checks_every_key() -> None:

@@ -86,7 +86,8 @@ def test_json_log_lines_carry_the_request_id() -> None:
     import orjson
 
     from minillm.server.logfmt import JSONFormatter, RequestIdFilter
-    from minillm.server.scope import RequestState, _access_line, _current
+    from minillm.server.request import RequestNotes, RequestRecord, request_id_scope
+    from minillm.server.scope import access_line
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -97,10 +98,9 @@ def test_json_log_lines_carry_the_request_id() -> None:
     old_level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        token = _current.set(RequestState(request_id="j-1", status=200, model="m"))
-        logging.getLogger("minillm.gateway").warning("retrying %s", "openai")
-        _access_line("POST", "/v1/messages", _current.get(), 0.0123)
-        _current.reset(token)
+        with request_id_scope({}, RequestNotes("j-1", started=0.0)):
+            logging.getLogger("minillm.gateway").warning("retrying %s", "openai")
+            access_line(RequestRecord("j-1", "POST", "/v1/messages", 200, 0.0123, model="m"))
         logging.getLogger("minillm.server").info("outside a request")
     finally:
         logger.removeHandler(handler)

@@ -34,10 +34,12 @@ from minillm.core.provider_state import LocalHealth
 from minillm.runtime.gateway import TARGET_HEADER, Call, Gateway, JSONReply
 from minillm.runtime.providers.http import open_providers
 from minillm.runtime.shared import SharedStores, open_shared_stores
-from minillm.server.accounting import Accounting, install_accounting
-from minillm.server.metrics import rejection_reason
+from minillm.server.admission import Admission
+from minillm.server.metrics import CONTENT_TYPE, rejection_reason
+from minillm.server.records import Records
 from minillm.server.relay import RelayBody, StreamRegistry
-from minillm.server.scope import RequestScope, current_request
+from minillm.server.request import notes_of
+from minillm.server.scope import RequestScope
 
 __all__ = ["create_app", "streams_of"]
 
@@ -111,19 +113,20 @@ def create_app(config: Config | None = None) -> QuartTrio:
     lifetime = AsyncExitStack()
     serving = _Serving()
     streams = app.extensions[_STREAMS] = StreamRegistry()
-    accounting = Accounting(config)
+    admission = Admission(config)
+    records = Records(config, admission)
 
     @app.before_serving
     async def open_gateway() -> None:
         providers = await lifetime.enter_async_context(open_providers(config))
-        shared = await app.nursery.start(_hold_shared_stores, config, accounting, serving.done)
+        shared = await app.nursery.start(_hold_shared_stores, config, records, serving.done)
         serving.gateway = Gateway(
             config,
             providers,
-            on_attempt=accounting.metrics.attempt,
+            on_attempt=records.metrics.attempt,
             health=LocalHealth if shared is None else shared.health,
         )
-        await accounting.start(app.nursery, shared)
+        await records.start(app.nursery)
         if config.offline:
             log.warning("no provider keys configured: every model is served by the offline mock")
 
@@ -132,21 +135,21 @@ def create_app(config: Config | None = None) -> QuartTrio:
         serving.gateway = None
         serving.done.set()
         await lifetime.aclose()
-        await accounting.aclose()  # flush queued usage records
+        await records.aclose()  # flush queued usage records
 
     def endpoint(fmt: ClientAPI, operation: Operation) -> Callable[[], Awaitable[Response]]:
         async def view() -> Response:
             body = await read_json(config)
-            state = current_request()
-            state.model = str(body.get("model"))[:100]
-            await accounting.check_model(state, body.get("model"))
+            notes = notes_of(request.scope)
+            notes.note_model(body.get("model"))
+            await admission.check_model(notes.key, body.get("model"))
             headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))}
-            headers["x-request-id"] = state.request_id
+            headers["x-request-id"] = notes.request_id
             reply = await serving.current().handle(
-                Call(fmt, operation, body, headers), state.resources
+                Call(fmt, operation, body, headers), notes.resources
             )
-            state.note_reply(reply)
-            extra = {TARGET_HEADER: state.target}
+            notes.note_reply(reply)
+            extra = {TARGET_HEADER: str(reply.target)}
             if reply.dropped_tools:
                 extra[DROPPED_TOOLS_HEADER] = ",".join(reply.dropped_tools)
             if isinstance(reply, JSONReply):
@@ -156,7 +159,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
                 DIALECTS[fmt],
                 idle_timeout=config.idle_timeout,
                 streams=streams,
-                on_error=state.note_stream_error,
+                on_error=notes.note_stream_error,
             )
             extra.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
             return Response(relay, status=200, content_type="text/event-stream", headers=extra)
@@ -184,7 +187,31 @@ def create_app(config: Config | None = None) -> QuartTrio:
             app.add_url_rule(prefix + path, f"{prefix}{path}", view, methods=["POST"])
         app.add_url_rule(prefix + "/v1/models", f"{prefix}/v1/models", list_models, methods=["GET"])
 
-    install_accounting(app, accounting)  # /metrics; the key check when keys are configured
+    _install_admission(app, admission, records)  # /metrics; the key check, with keys
+    _install_health(app, serving)
+    _install_error_handlers(app)
+    app.asgi_app = RequestScope(app.asgi_app, records)  # type: ignore[method-assign]
+    return app
+
+
+async def _hold_shared_stores(
+    config: Config,
+    records: Records,
+    done: trio.Event,
+    *,
+    task_status: trio.TaskStatus[SharedStores | None],
+) -> None:
+    """Open the shared stores (their client runs tasks), count limits and budgets in them,
+    and keep them until ``done``."""
+    errors = records.metrics.shared_state_errors.inc
+    async with open_shared_stores(config, errors) as shared:
+        records.admission.share(shared)  # limits and budgets counted in the shared store
+        task_status.started(shared)
+        await done.wait()
+
+
+def _install_health(app: QuartTrio, serving: _Serving) -> None:
+    """``GET /health`` (the process is up) and ``GET /health/providers``."""
 
     @app.get("/health")
     async def health() -> Response:
@@ -194,23 +221,23 @@ def create_app(config: Config | None = None) -> QuartTrio:
     async def provider_health() -> Response:
         return json_response(orjson.dumps({"providers": await serving.current().provider_health()}))
 
-    _install_error_handlers(app)
-    app.asgi_app = RequestScope(app.asgi_app, accounting)  # type: ignore[method-assign]
-    return app
 
+def _install_admission(app: QuartTrio, admission: Admission, records: Records) -> None:
+    """``GET /metrics`` and, when gateway keys are configured, the key check of every request."""
 
-async def _hold_shared_stores(
-    config: Config,
-    accounting: Accounting,
-    done: trio.Event,
-    *,
-    task_status: trio.TaskStatus[SharedStores | None],
-) -> None:
-    """Open the shared stores (their client runs tasks) and keep them until ``done``."""
-    errors = accounting.metrics.shared_state_errors.inc
-    async with open_shared_stores(config, errors) as shared:
-        task_status.started(shared)
-        await done.wait()
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(records.metrics.render(), content_type=CONTENT_TYPE)
+
+    if admission.enabled:
+
+        @app.before_request
+        async def check_key() -> None:
+            notes = notes_of(request.scope)
+            key = admission.authenticate(request.path, request.headers, request.remote_addr)
+            notes.note_key(key)
+            if key is not None:
+                await admission.limit(key)
 
 
 def _install_error_handlers(app: QuartTrio) -> None:
@@ -243,11 +270,9 @@ def _install_error_handlers(app: QuartTrio) -> None:
 
 
 def error_response(exc: GatewayError) -> Response:
-    state = current_request()
-    if state.rejection is None:
-        state.rejection = rejection_reason(exc)
-    state.target = exc.headers.get(TARGET_HEADER, state.target)
-    body = dialect_of(request.path).render_error(exc, state.request_id or None)
+    notes = notes_of(request.scope)
+    notes.note_error(rejection_reason(exc), exc.headers.get(TARGET_HEADER))
+    body = dialect_of(request.path).render_error(exc, notes.request_id or None)
     return json_response(body, exc.status, dict(exc.headers))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from minillm.server.scope import current_request_id
+from minillm.server.request import current_request_id
 
 __all__ = ["JSONFormatter", "RequestIdFilter", "setup_logging"]
 

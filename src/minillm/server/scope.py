@@ -1,16 +1,17 @@
-"""Per-request state: resources to close, the request id, the access-log line.
+"""The middleware around the Quart app: resources, request id, timing, records, access log.
 
-:class:`RequestScope` is ASGI middleware around the Quart app.  For every HTTP
-request it opens an :class:`~contextlib.AsyncExitStack` that outlives the
-whole response (streaming included) and is closed even when the request is
-cancelled before its body was sent, so an upstream stream opened by a
-handler can never leak.  It also
+:class:`RequestScope` is ASGI middleware.  For every HTTP request it opens
+:class:`~minillm.server.request.RequestNotes` (passed down in the ASGI scope)
+whose :class:`~contextlib.AsyncExitStack` outlives the whole response (streaming
+included) and is closed even when the request is cancelled before its body was
+sent, so an upstream stream opened by a handler can never leak.  It also
 
 * takes the client's ``x-request-id`` (when sane: 1-128 printable ASCII
   characters) or makes one, and returns it on every response;
 * times the response (total and time to first body byte) and, for API
-  paths, hands the finished request to :class:`~minillm.server.accounting.Accounting`
-  (metrics, usage record, token charge);
+  paths, hands the finished request, frozen into a
+  :class:`~minillm.server.request.RequestRecord`, to
+  :class:`~minillm.server.records.Records` (metrics, usage row, token charge);
 * writes the one access-log line (request id and key *name*, never the key).
 """
 
@@ -19,10 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from contextlib import AsyncExitStack
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import trio
 from hypercorn.typing import (
@@ -33,82 +30,15 @@ from hypercorn.typing import (
     Scope,
 )
 
-from minillm.core.auth import GatewayKey
 from minillm.core.dialects import endpoint_of
-from minillm.core.errors import GatewayError
-from minillm.core.translate.streams import StreamTranslator
-from minillm.runtime.attempt import JSONReply, StreamReply
-from minillm.server.metrics import Metrics
+from minillm.server.records import Records
+from minillm.server.request import RequestNotes, RequestRecord, request_id_scope
 
-__all__ = [
-    "RequestScope",
-    "RequestState",
-    "current_request",
-    "current_request_id",
-]
+__all__ = ["RequestScope"]
 
 access_log = logging.getLogger("minillm.access")
 
 MAX_REQUEST_ID = 128
-
-
-@dataclass(slots=True)
-class RequestState:
-    """What handlers record about their request, for the log, metrics and usage."""
-
-    resources: AsyncExitStack = field(default_factory=AsyncExitStack)
-    request_id: str = ""
-    status: int = 0
-    model: str = "-"
-    target: str = "-"
-    provider: str | None = None
-    model_served: str | None = None
-    key: GatewayKey | None = None
-    rejection: str | None = None
-    dropped_tools: tuple[str, ...] = ()  # built-in tools a translation left out
-    stream: StreamTranslator | None = None  # its token counts, once relayed
-    reply_body: bytes | None = None  # a JSON reply: usage parsed only if needed
-    started: float = 0.0  # perf_counter
-    first_byte: float | None = None
-
-    def note_reply(self, reply: JSONReply | StreamReply) -> None:
-        """Where the gateway sent the request, and where its token counts will be."""
-        self.target = str(reply.target)
-        self.provider, self.model_served = reply.target.provider, reply.target.model
-        self.dropped_tools = reply.dropped_tools
-        if isinstance(reply, JSONReply):
-            self.reply_body = reply.body
-        else:
-            self.stream = reply.translator
-
-    def note_stream_error(self, exc: GatewayError) -> None:
-        """The stream (sent as 200) ended with ``exc`` as its error event: it failed."""
-        self.status = exc.status
-
-
-_current: ContextVar[RequestState] = ContextVar("minillm_request")
-
-
-def current_request() -> RequestState:
-    """The state of the request being handled by this task."""
-    return _current.get()
-
-
-def current_request_id() -> str | None:
-    """The id of the request being handled by this task, if any (for log lines)."""
-    state = _current.get(None)
-    return state.request_id if state is not None else None
-
-
-class Recorder(Protocol):
-    """What the middleware needs from :class:`~minillm.server.accounting.Accounting`."""
-
-    @property
-    def metrics(self) -> Metrics: ...
-
-    async def finish(
-        self, state: RequestState, endpoint: str, path: str, wall: float, elapsed: float
-    ) -> None: ...
 
 
 def request_id_from(scope: HTTPScope) -> str:
@@ -124,11 +54,11 @@ def request_id_from(scope: HTTPScope) -> str:
 
 
 class RequestScope:
-    """ASGI middleware: request-scoped resources, request id, timing, access log."""
+    """ASGI middleware: request-scoped resources, request id, timing, records, access log."""
 
-    def __init__(self, app: ASGIFramework, accounting: Recorder | None = None) -> None:
+    def __init__(self, app: ASGIFramework, records: Records | None = None) -> None:
         self.app = app
-        self.accounting = accounting
+        self.records = records
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -137,21 +67,19 @@ class RequestScope:
             await self.app(scope, receive, send)
             return
         rid = request_id_from(scope)
-        state = RequestState(request_id=rid, started=time.perf_counter())
-        _current.set(state)
+        notes = RequestNotes(request_id=rid, started=time.perf_counter())
         wall = time.time()
-        endpoint = endpoint_of(scope["path"])
-        accounting = self.accounting if endpoint is not None else None
-        if accounting is not None:
-            accounting.metrics.in_flight.inc()
+        records = self.records if endpoint_of(scope["path"]) is not None else None
+        if records is not None:
+            records.metrics.in_flight.inc()
         rid_header = (b"x-request-id", rid.encode())
 
         async def recording_send(message: dict) -> None:  # type: ignore[type-arg]
             if message["type"] == "http.response.start":
-                state.status = message["status"]
+                notes.status = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()), rid_header]}
-            elif state.first_byte is None and message.get("body"):
-                state.first_byte = time.perf_counter()
+            elif notes.first_byte is None and message.get("body"):
+                notes.first_byte = time.perf_counter()
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 # Hypercorn starts the keep-alive idle timer inside this send; if Quart
                 # has already cancelled the request (it does on http.disconnect), the
@@ -162,44 +90,47 @@ class RequestScope:
                 return
             await send(message)  # type: ignore[arg-type]
 
-        try:
-            async with state.resources:
-                await self.app(scope, receive, recording_send)  # type: ignore[arg-type]
-        finally:
-            elapsed = time.perf_counter() - state.started
-            if accounting is not None:
-                accounting.metrics.in_flight.dec()
-                await accounting.finish(state, endpoint or "other", scope["path"], wall, elapsed)
-            if access_log.isEnabledFor(logging.INFO):
-                _access_line(scope["method"], scope["path"], state, elapsed)
+        with request_id_scope(scope, notes):  # type: ignore[arg-type]
+            try:
+                async with notes.resources:
+                    await self.app(scope, receive, recording_send)  # type: ignore[arg-type]
+            finally:
+                elapsed = time.perf_counter() - notes.started
+                record = notes.record(scope["method"], scope["path"], wall, elapsed)
+                if records is not None:
+                    records.metrics.in_flight.dec()
+                    await records.record(record)
+                if access_log.isEnabledFor(logging.INFO):
+                    access_line(record)
 
 
-def _access_line(method: str, path: str, state: RequestState, elapsed: float) -> None:
-    key = state.key.name if state.key is not None else "-"
+def access_line(rec: RequestRecord) -> None:
+    """The access-log line of a finished request."""
+    key = rec.key.name if rec.key is not None else "-"
     fields: dict[str, object] = {
-        "method": method,
-        "path": path,
-        "status": state.status or None,
-        "model": state.model,
-        "target": state.target,
+        "method": rec.method,
+        "path": rec.path,
+        "status": rec.status or None,
+        "model": rec.model,
+        "target": rec.target,
         "key": key,
-        "duration_ms": round(elapsed * 1000, 1),
-        "request_id": state.request_id,
+        "duration_ms": round(rec.elapsed * 1000, 1),
+        "request_id": rec.request_id,
     }
     dropped = ""
-    if state.dropped_tools:
-        fields["dropped_tools"] = list(state.dropped_tools)
-        dropped = " dropped_tools=" + ",".join(state.dropped_tools)
+    if rec.dropped_tools:
+        fields["dropped_tools"] = list(rec.dropped_tools)
+        dropped = " dropped_tools=" + ",".join(rec.dropped_tools)
     access_log.info(
         "%s %s %s model=%s target=%s key=%s rid=%s %.1fms%s",
-        method,
-        path,
-        state.status or "-",
-        state.model,
-        state.target,
+        rec.method,
+        rec.path,
+        rec.status or "-",
+        rec.model,
+        rec.target,
         key,
-        state.request_id,
-        elapsed * 1000,
+        rec.request_id,
+        rec.elapsed * 1000,
         dropped,
         extra=fields,
     )
