@@ -89,33 +89,31 @@ async def attempt(
     crossing = exchange(call, provider.config, target.model, config.default_max_tokens)
     # an operation the provider's API lacks is not translated: it fails here, before sending
     request = provider.build_request(crossing.operation, crossing.body, call.headers, key)
-    response: UpstreamResponse | None = None
     with upstream_errors(provider.name):
-        with trio.move_on_after(provider.config.timeout or math.inf) as first_byte:
-            response = await provider.send(request)
-            resources.push_async_callback(response.aclose)
-            if call.stream and response.status_code < 300:
-                chunks = body_chunks(response)
-                resources.push_async_callback(chunks.aclose)
-                first = await anext(chunks, b"")
-        if first_byte.cancelled_caught:
-            log.warning("provider %s: no first byte within %ss", provider.name, first_byte.deadline)
-            if response is not None:
-                await response.aclose()
-            raise UpstreamTimeout()
-        assert response is not None
-        if response.status_code >= 300:
-            try:
+        # this attempt's response: closed at once when it fails or is read; a stream's
+        # moves to ``resources``, which the caller closes once it is relayed
+        async with AsyncExitStack() as own:
+            with trio.move_on_after(provider.config.timeout or math.inf) as first_byte:
+                response = await provider.send(request)
+                own.push_async_callback(response.aclose)
+                if call.stream and response.status_code < 300:
+                    chunks = body_chunks(response)
+                    own.push_async_callback(chunks.aclose)
+                    first = await anext(chunks, b"")
+            if first_byte.cancelled_caught:
+                log.warning(
+                    "provider %s: no first byte within %ss", provider.name, first_byte.deadline
+                )
+                raise UpstreamTimeout()
+            if response.status_code >= 300:
                 raise await _error_from(provider, response)
-            finally:
-                await response.aclose()
-        if call.stream:
-            translator = crossing.stream()
-            return StreamReply(response, translator, target, chunks, first, crossing.dropped_tools)
-        try:
+            if call.stream:
+                resources.push_async_exit(own.pop_all())
+                translator = crossing.stream()
+                return StreamReply(
+                    response, translator, target, chunks, first, crossing.dropped_tools
+                )
             answer = await read_capped(response, MAX_UPSTREAM_BODY)
-        finally:
-            await response.aclose()
     return JSONReply(client_body(crossing, provider, answer), target, crossing.dropped_tools)
 
 

@@ -136,8 +136,9 @@ class Gateway:
         error: GatewayError = UpstreamUnavailable()
         for i, target in enumerate(usable, 1):
             provider = self.providers[target.provider]
-            # This target's slot, in-flight count and responses: released as soon as
-            # the gateway moves on, kept until the request ends only by the winner.
+            # This target's slot and in-flight count (and the winning attempt's response:
+            # a failed attempt closes its own): released as soon as the gateway moves on,
+            # kept until the request ends only by the winner.
             async with AsyncExitStack() as held:
                 try:
                     await self._occupy(provider.name, held)
