@@ -86,7 +86,7 @@ def test_json_log_lines_carry_the_request_id() -> None:
     import orjson
 
     from minillm.server.logfmt import JSONFormatter, RequestIdFilter
-    from minillm.server.request import RequestNotes, RequestRecord, request_id_scope
+    from minillm.server.request import RequestNotes, RequestRecord, Served, request_id_scope
     from minillm.server.scope import access_line
 
     stream = io.StringIO()
@@ -100,7 +100,10 @@ def test_json_log_lines_carry_the_request_id() -> None:
     try:
         with request_id_scope({}, RequestNotes("j-1", started=0.0)):
             logging.getLogger("minillm.gateway").warning("retrying %s", "openai")
-            access_line(RequestRecord("j-1", "POST", "/v1/messages", 200, 0.0123, model="m"))
+            record = RequestRecord(
+                "j-1", "POST", "/v1/messages", 200, 0.0123, served=Served(model="m")
+            )
+            access_line(record)
         logging.getLogger("minillm.server").info("outside a request")
     finally:
         logger.removeHandler(handler)

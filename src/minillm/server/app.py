@@ -142,7 +142,7 @@ def create_app(config: Config | None = None) -> QuartTrio:
             body = await read_json(config)
             notes = notes_of(request.scope)
             notes.note_model(body.get("model"))
-            await admission.check_model(notes.key, body.get("model"))
+            await admission.check_model(notes.served.key, body.get("model"))
             headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))}
             headers["x-request-id"] = notes.request_id
             reply = await serving.current().handle(

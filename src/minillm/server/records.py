@@ -63,8 +63,8 @@ class Records:
         endpoint = endpoint_of(rec.path) or "other"
         m = self.metrics
         # a request that reached a target and failed counts under the model it asked for
-        asked = rec.model if rec.target != "-" else ""
-        provider, model = rec.provider or "", m.model_label(rec.model_served or asked)
+        asked = rec.served.model if rec.served.target != "-" else ""
+        provider, model = rec.served.provider or "", m.model_label(rec.served.model_served or asked)
         status = rec.status or 499  # cancelled before any response: client went away
         m.requests.labels(endpoint, provider, model, str(status)).inc()
         m.duration.labels(endpoint, provider).observe(rec.elapsed)
@@ -74,19 +74,19 @@ class Records:
             m.tokens.labels(provider, model, "input").inc(tokens.input)
         if tokens.output:
             m.tokens.labels(provider, model, "output").inc(tokens.output)
-        if rec.rejection is not None:
-            m.rejections.labels(rec.rejection).inc()
+        if rec.served.rejection is not None:
+            m.rejections.labels(rec.served.rejection).inc()
         cost = self._cost(rec, tokens)
         if self.usage is not None:
             self.usage.submit(_usage_row(rec, endpoint, status, cost))
         spent = (tokens.input or 0) + (tokens.output or 0)
-        if rec.key is not None and (spent or cost):
-            await self.admission.charge(rec.key, spent, cost)
+        if rec.served.key is not None and (spent or cost):
+            await self.admission.charge(rec.served.key, spent, cost)
 
     def _cost(self, rec: RequestRecord, tokens: Tokens) -> float | None:
         """USD from ``[prices]`` (of the model served, else the one asked for)."""
-        asked = rec.model if rec.model != "-" else None
-        price = self.prices.get(rec.model_served or "") or self.prices.get(asked or "")
+        asked = rec.served.model if rec.served.model != "-" else None
+        price = self.prices.get(rec.served.model_served or "") or self.prices.get(asked or "")
         if price is None or (tokens.input is None and tokens.output is None):
             return None
         return ((tokens.input or 0) * price[0] + (tokens.output or 0) * price[1]) / 1e6
@@ -97,12 +97,12 @@ def _usage_row(rec: RequestRecord, endpoint: str, status: int, cost: float | Non
     return UsageRecord(
         ts=rec.wall,
         request_id=rec.request_id,
-        key=rec.key.name if rec.key is not None else None,
+        key=rec.served.key.name if rec.served.key is not None else None,
         client_format=dialect_of(rec.path).name,
         endpoint=endpoint,
-        provider=rec.provider,
-        model_asked=rec.model if rec.model != "-" else None,
-        model_served=rec.model_served,
+        provider=rec.served.provider,
+        model_asked=rec.served.model if rec.served.model != "-" else None,
+        model_served=rec.served.model_served,
         input_tokens=tokens.input,
         output_tokens=tokens.output,
         cache_read_tokens=tokens.cache_read,

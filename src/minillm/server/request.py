@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AsyncExitStack, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from minillm.core.auth import GatewayKey
@@ -27,6 +27,7 @@ from minillm.runtime.attempt import JSONReply, StreamReply
 __all__ = [
     "RequestNotes",
     "RequestRecord",
+    "Served",
     "current_request_id",
     "notes_of",
     "request_id_scope",
@@ -34,6 +35,20 @@ __all__ = [
 
 _SCOPE_KEY = "minillm.request"
 _request_id: ContextVar[str | None] = ContextVar("minillm_request_id", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What the handlers learned: the key, the model asked for, where the call went, and
+    why it was refused."""
+
+    key: GatewayKey | None = None
+    model: str = "-"
+    target: str = "-"
+    provider: str | None = None
+    model_served: str | None = None
+    rejection: str | None = None
+    dropped_tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +66,7 @@ class RequestRecord:
     """Seconds to the first body byte, if one was sent."""
     wall: float = 0.0
     """The start, as a Unix time."""
-    key: GatewayKey | None = None
-    model: str = "-"
-    target: str = "-"
-    provider: str | None = None
-    model_served: str | None = None
-    rejection: str | None = None
-    dropped_tools: tuple[str, ...] = ()
+    served: Served = Served()
     tokens: Tokens = field(default_factory=Tokens)
 
 
@@ -71,29 +80,28 @@ class RequestNotes:
     resources: AsyncExitStack = field(default_factory=AsyncExitStack)
     status: int = 0
     first_byte: float | None = None
-    key: GatewayKey | None = None
-    model: str = "-"
-    target: str = "-"
-    provider: str | None = None
-    model_served: str | None = None
-    rejection: str | None = None
-    dropped_tools: tuple[str, ...] = ()
+    served: Served = Served()
     stream: StreamTranslator | None = None  # its token counts, once relayed
     reply_body: bytes | None = None  # a JSON reply: usage parsed only if needed
 
     def note_key(self, key: GatewayKey | None) -> None:
         """The gateway key the request was admitted with."""
-        self.key = key
+        self.served = replace(self.served, key=key)
 
     def note_model(self, model: object) -> None:
         """The model the client asked for (cut to 100 characters)."""
-        self.model = str(model)[:100]
+        self.served = replace(self.served, model=str(model)[:100])
 
     def note_reply(self, reply: JSONReply | StreamReply) -> None:
         """Where the gateway sent the request, and where its token counts will be."""
-        self.target = str(reply.target)
-        self.provider, self.model_served = reply.target.provider, reply.target.model
-        self.dropped_tools = reply.dropped_tools
+        where = reply.target
+        self.served = replace(
+            self.served,
+            target=str(where),
+            provider=where.provider,
+            model_served=where.model,
+            dropped_tools=reply.dropped_tools,
+        )
         if isinstance(reply, JSONReply):
             self.reply_body = reply.body
         else:
@@ -101,10 +109,12 @@ class RequestNotes:
 
     def note_error(self, rejection: str | None, target: str | None) -> None:
         """An error answer: why it was refused (the first reason wins) and which target failed."""
-        if self.rejection is None:
-            self.rejection = rejection
-        if target is not None:
-            self.target = target
+        served = self.served
+        self.served = replace(
+            served,
+            rejection=served.rejection if served.rejection is not None else rejection,
+            target=served.target if target is None else target,
+        )
 
     def note_stream_error(self, exc: GatewayError) -> None:
         """The stream (sent as 200) ended with ``exc`` as its error event: it failed."""
@@ -121,13 +131,7 @@ class RequestNotes:
             elapsed=elapsed,
             ttfb=ttfb,
             wall=wall,
-            key=self.key,
-            model=self.model,
-            target=self.target,
-            provider=self.provider,
-            model_served=self.model_served,
-            rejection=self.rejection,
-            dropped_tools=self.dropped_tools,
+            served=self.served,
             tokens=self._tokens(),
         )
 

@@ -106,28 +106,28 @@ class RequestScope:
 
 def access_line(rec: RequestRecord) -> None:
     """The access-log line of a finished request."""
-    key = rec.key.name if rec.key is not None else "-"
+    key = rec.served.key.name if rec.served.key is not None else "-"
     fields: dict[str, object] = {
         "method": rec.method,
         "path": rec.path,
         "status": rec.status or None,
-        "model": rec.model,
-        "target": rec.target,
+        "model": rec.served.model,
+        "target": rec.served.target,
         "key": key,
         "duration_ms": round(rec.elapsed * 1000, 1),
         "request_id": rec.request_id,
     }
     dropped = ""
-    if rec.dropped_tools:
-        fields["dropped_tools"] = list(rec.dropped_tools)
-        dropped = " dropped_tools=" + ",".join(rec.dropped_tools)
+    if rec.served.dropped_tools:
+        fields["dropped_tools"] = list(rec.served.dropped_tools)
+        dropped = " dropped_tools=" + ",".join(rec.served.dropped_tools)
     access_log.info(
         "%s %s %s model=%s target=%s key=%s rid=%s %.1fms%s",
         rec.method,
         rec.path,
         rec.status or "-",
-        rec.model,
-        rec.target,
+        rec.served.model,
+        rec.served.target,
         key,
         rec.request_id,
         rec.elapsed * 1000,
