@@ -48,6 +48,9 @@ COMPLETION = {
     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
 }
 
+# every test runs on the autojump clock (pytest-trio picks it from the test's own arguments)
+pytestmark = pytest.mark.usefixtures("hang_guard")
+
 
 def ok() -> httpx.Response:
     return httpx.Response(200, json=COMPLETION)
@@ -116,7 +119,7 @@ async def serve(gw: Gateway, the_call: Call | None = None) -> Any:
         return await gw.handle(the_call or call(), resources)
 
 
-async def test_a_5xx_is_retried_on_the_same_target_after_a_backoff(autojump_clock: Any) -> None:
+async def test_a_5xx_is_retried_on_the_same_target_after_a_backoff(autojump_clock: object) -> None:
     a = Upstream(status(503), status(502))
     outcomes: list[tuple[str, str]] = []
     gw = gateway({"a": provider("a", a, (KEY_A1,))}, outcomes, retries=2)
@@ -126,7 +129,7 @@ async def test_a_5xx_is_retried_on_the_same_target_after_a_backoff(autojump_cloc
     assert len(a.requests) == 3
 
 
-async def test_retries_are_bounded_then_the_next_target_serves(autojump_clock: Any) -> None:
+async def test_retries_are_bounded_then_the_next_target_serves(autojump_clock: object) -> None:
     a = Upstream(httpx.ConnectError("refused"), httpx.ConnectError("refused"))
     b = Upstream()
     outcomes: list[tuple[str, str]] = []
@@ -139,7 +142,7 @@ async def test_retries_are_bounded_then_the_next_target_serves(autojump_clock: A
     assert orjson.loads(b.requests[0].content)["model"] == "b-model"
 
 
-async def test_the_last_targets_error_is_answered_with_its_target(autojump_clock: Any) -> None:
+async def test_the_last_targets_error_is_answered_with_its_target(autojump_clock: object) -> None:
     a, b = Upstream(status(500)), Upstream(status(503))
     gw = gateway({"a": provider("a", a, (KEY_A1,)), "b": provider("b", b, (KEY_B,))}, [], retries=0)
     with pytest.raises(UpstreamHTTPError) as caught:
@@ -148,7 +151,7 @@ async def test_the_last_targets_error_is_answered_with_its_target(autojump_clock
     assert caught.value.headers["x-minillm-target"] == "b:b-model"
 
 
-async def test_a_client_error_is_neither_retried_nor_failed_over(autojump_clock: Any) -> None:
+async def test_a_client_error_is_neither_retried_nor_failed_over(autojump_clock: object) -> None:
     a, b = Upstream(status(400)), Upstream()
     outcomes: list[tuple[str, str]] = []
     gw = gateway({"a": provider("a", a, (KEY_A1,)), "b": provider("b", b, (KEY_B,))}, outcomes)
@@ -160,14 +163,14 @@ async def test_a_client_error_is_neither_retried_nor_failed_over(autojump_clock:
     assert b.requests == []
 
 
-async def test_retry_after_is_waited_when_it_fits_the_deadline(autojump_clock: Any) -> None:
+async def test_retry_after_is_waited_when_it_fits_the_deadline(autojump_clock: object) -> None:
     a = Upstream(status(503, **{"retry-after": "3"}))
     gw = gateway({"a": provider("a", a, (KEY_A1,))}, [], request_timeout=10.0)
     await serve(gw)
     assert a.times[1] - a.times[0] == pytest.approx(3.0)
 
 
-async def test_retry_after_beyond_the_deadline_fails_over_at_once(autojump_clock: Any) -> None:
+async def test_retry_after_beyond_the_deadline_fails_over_at_once(autojump_clock: object) -> None:
     a, b = Upstream(status(503, **{"retry-after": "30"})), Upstream()
     gw = gateway(
         {"a": provider("a", a, (KEY_A1,)), "b": provider("b", b, (KEY_B,))},
@@ -181,7 +184,7 @@ async def test_retry_after_beyond_the_deadline_fails_over_at_once(autojump_clock
     assert b.times[0] - start == pytest.approx(0.0)
 
 
-async def test_the_request_deadline_bounds_a_hanging_upstream(autojump_clock: Any) -> None:
+async def test_the_request_deadline_bounds_a_hanging_upstream(autojump_clock: object) -> None:
     async def hang() -> httpx.Response:
         await trio.sleep_forever()
         raise AssertionError
@@ -194,7 +197,9 @@ async def test_the_request_deadline_bounds_a_hanging_upstream(autojump_clock: An
     assert trio.current_time() - start == pytest.approx(7.0)
 
 
-async def test_the_providers_timeout_bounds_each_attempts_first_byte(autojump_clock: Any) -> None:
+async def test_the_providers_timeout_bounds_each_attempts_first_byte(
+    autojump_clock: object,
+) -> None:
     async def slow() -> httpx.Response:
         await trio.sleep(5)
         return ok()
@@ -222,7 +227,7 @@ def sse_response(chunks: AsyncIterator[bytes]) -> httpx.Response:
 
 
 async def test_a_stream_whose_first_chunk_is_late_is_timed_out_and_retried(
-    autojump_clock: Any,
+    autojump_clock: object,
 ) -> None:
     first = b'data: {"id":"c","object":"chat.completion.chunk","choices":[]}\n\n'
 
@@ -253,7 +258,7 @@ async def test_a_stream_whose_first_chunk_is_late_is_timed_out_and_retried(
 # -- keys: rests after 429, rejection after 401/403, the panic rule -----------------------
 
 
-async def test_a_429_moves_to_the_next_key_at_once(autojump_clock: Any) -> None:
+async def test_a_429_moves_to_the_next_key_at_once(autojump_clock: object) -> None:
     a = Upstream(status(429))
     gw = gateway({"a": provider("a", a, (KEY_A1, KEY_A2))}, [])
     start = trio.current_time()
@@ -264,7 +269,7 @@ async def test_a_429_moves_to_the_next_key_at_once(autojump_clock: Any) -> None:
     assert a.keys[2] == KEY_A2
 
 
-async def test_a_key_rate_limited_on_the_providers_word_is_not_used(autojump_clock: Any) -> None:
+async def test_a_key_rate_limited_on_the_providers_word_is_not_used(autojump_clock: object) -> None:
     a = Upstream(status(429, **{"retry-after": "20"}))
     gw = gateway({"a": provider("a", a, (KEY_A1,))}, [], request_timeout=10.0)
     with pytest.raises(UpstreamHTTPError) as caught:
@@ -279,7 +284,9 @@ async def test_a_key_rate_limited_on_the_providers_word_is_not_used(autojump_clo
     assert len(a.requests) == 2
 
 
-async def test_a_rejected_key_is_skipped_while_another_target_is_left(autojump_clock: Any) -> None:
+async def test_a_rejected_key_is_skipped_while_another_target_is_left(
+    autojump_clock: object,
+) -> None:
     a, b = Upstream(status(401)), Upstream()
     outcomes: list[tuple[str, str]] = []
     gw = gateway({"a": provider("a", a, (KEY_A1,)), "b": provider("b", b, (KEY_B,))}, outcomes)
@@ -291,7 +298,9 @@ async def test_a_rejected_key_is_skipped_while_another_target_is_left(autojump_c
     assert len(a.requests) == 1
 
 
-async def test_a_rejected_key_is_still_used_when_nothing_else_is_left(autojump_clock: Any) -> None:
+async def test_a_rejected_key_is_still_used_when_nothing_else_is_left(
+    autojump_clock: object,
+) -> None:
     """Envoy's panic threshold: a guess or a rejection never walls off the last key."""
     a = Upstream(status(403), status(403))
     gw = gateway({"a": provider("a", a, (KEY_A1,))}, [])
@@ -307,7 +316,7 @@ async def test_a_rejected_key_is_still_used_when_nothing_else_is_left(autojump_c
 
 
 async def test_the_breaker_opens_after_failures_and_lets_a_probe_through(
-    autojump_clock: Any,
+    autojump_clock: object,
 ) -> None:
     down = httpx.ConnectError("refused")
     a = Upstream(down, down)
@@ -337,7 +346,7 @@ async def test_the_breaker_opens_after_failures_and_lets_a_probe_through(
 # -- slots ------------------------------------------------------------------------------
 
 
-async def test_the_winner_keeps_its_slot_until_the_request_ends(autojump_clock: Any) -> None:
+async def test_the_winner_keeps_its_slot_until_the_request_ends(autojump_clock: object) -> None:
     a = Upstream()
     outcomes: list[tuple[str, str]] = []
     gw = gateway({"a": provider("a", a, (KEY_A1,), max_in_flight=1)}, outcomes, queue_timeout=1.0)
@@ -352,7 +361,7 @@ async def test_the_winner_keeps_its_slot_until_the_request_ends(autojump_clock: 
     assert outcomes[-1] == ("a", "ok")
 
 
-async def test_a_failed_attempt_releases_its_slot_at_once(autojump_clock: Any) -> None:
+async def test_a_failed_attempt_releases_its_slot_at_once(autojump_clock: object) -> None:
     a, b = Upstream(status(500)), Upstream()
     outcomes: list[tuple[str, str]] = []
     gw = gateway(
@@ -370,7 +379,7 @@ async def test_a_failed_attempt_releases_its_slot_at_once(autojump_clock: Any) -
     assert ("a", "skipped_busy") not in outcomes
 
 
-async def test_admission_is_bounded_by_max_in_flight(autojump_clock: Any) -> None:
+async def test_admission_is_bounded_by_max_in_flight(autojump_clock: object) -> None:
     gw = gateway(
         {"a": provider("a", Upstream(), (KEY_A1,))}, [], max_in_flight=1, queue_timeout=2.0
     )
@@ -386,7 +395,7 @@ async def test_admission_is_bounded_by_max_in_flight(autojump_clock: Any) -> Non
 # -- what reaches the client -------------------------------------------------------------
 
 
-async def test_provider_keys_never_reach_the_error_message(autojump_clock: Any) -> None:
+async def test_provider_keys_never_reach_the_error_message(autojump_clock: object) -> None:
     leaky = httpx.Response(
         400, json={"error": {"message": f"Incorrect API key provided: {KEY_A1}", "type": "x"}}
     )
@@ -397,7 +406,7 @@ async def test_provider_keys_never_reach_the_error_message(autojump_clock: Any) 
     assert KEY_A1 not in str(caught.value.original)
 
 
-async def test_a_cross_format_call_is_translated_both_ways(autojump_clock: Any) -> None:
+async def test_a_cross_format_call_is_translated_both_ways(autojump_clock: object) -> None:
     message = {
         "id": "msg_1",
         "type": "message",

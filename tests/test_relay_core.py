@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any
 
 import httpx
 import orjson
@@ -29,6 +28,9 @@ from minillm.core.exchange import Call
 from minillm.runtime.gateway import Gateway, StreamReply
 from minillm.runtime.providers.http import HTTPProvider
 from minillm.server.relay import CHANNEL_SIZE, RelayBody, StreamRegistry
+
+# every test runs on the autojump clock (pytest-trio picks it from the test's own arguments)
+pytestmark = pytest.mark.usefixtures("hang_guard")
 
 
 def event(n: int) -> bytes:
@@ -105,7 +107,7 @@ async def relay(
     return Relay(await open_stream(feed, resources), idle, streams)
 
 
-async def test_chunks_are_relayed_in_order_and_the_upstream_closed(autojump_clock: Any) -> None:
+async def test_chunks_are_relayed_in_order_and_the_upstream_closed(autojump_clock: object) -> None:
     feed = Feed()
     async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
         r = await relay(feed, resources)
@@ -118,7 +120,7 @@ async def test_chunks_are_relayed_in_order_and_the_upstream_closed(autojump_cloc
     assert feed.closed
 
 
-async def test_a_slow_client_slows_the_upstream_reads(autojump_clock: Any) -> None:
+async def test_a_slow_client_slows_the_upstream_reads(autojump_clock: object) -> None:
     feed = Feed()
     async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
         r = await relay(feed, resources, idle=10.0)
@@ -139,7 +141,7 @@ async def test_a_slow_client_slows_the_upstream_reads(autojump_clock: Any) -> No
 
 
 async def test_a_client_that_stops_reading_is_cut_off_after_the_idle_timeout(
-    autojump_clock: Any,
+    autojump_clock: object,
 ) -> None:
     feed = Feed()
     async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
@@ -158,7 +160,7 @@ async def test_a_client_that_stops_reading_is_cut_off_after_the_idle_timeout(
         nursery.cancel_scope.cancel()
 
 
-async def test_an_idle_upstream_ends_the_stream_with_an_error_event(autojump_clock: Any) -> None:
+async def test_an_idle_upstream_ends_the_stream_with_an_error_event(autojump_clock: object) -> None:
     feed = Feed()
     async with AsyncExitStack() as resources:
         r = await relay(feed, resources, idle=5.0)
@@ -174,7 +176,7 @@ async def test_an_idle_upstream_ends_the_stream_with_an_error_event(autojump_clo
     assert feed.closed
 
 
-async def test_a_stream_that_keeps_moving_outlives_the_idle_timeout(autojump_clock: Any) -> None:
+async def test_a_stream_that_keeps_moving_outlives_the_idle_timeout(autojump_clock: object) -> None:
     feed = Feed()
     async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
         r = await relay(feed, resources, idle=5.0)
@@ -187,7 +189,7 @@ async def test_a_stream_that_keeps_moving_outlives_the_idle_timeout(autojump_clo
     assert r.errors == []
 
 
-async def test_an_upstream_failure_becomes_the_last_event(autojump_clock: Any) -> None:
+async def test_an_upstream_failure_becomes_the_last_event(autojump_clock: object) -> None:
     feed = Feed()
     async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
         r = await relay(feed, resources)
@@ -202,7 +204,7 @@ async def test_an_upstream_failure_becomes_the_last_event(autojump_clock: Any) -
     assert len(r.errors) == 1 and isinstance(r.errors[0], UpstreamUnavailable)
 
 
-async def test_an_upstream_error_event_is_relayed_and_reported(autojump_clock: Any) -> None:
+async def test_an_upstream_error_event_is_relayed_and_reported(autojump_clock: object) -> None:
     feed = Feed()
     upstream_error = b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
     async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
@@ -214,21 +216,22 @@ async def test_an_upstream_error_event_is_relayed_and_reported(autojump_clock: A
     assert len(r.errors) == 1 and isinstance(r.errors[0], UpstreamHTTPError)
 
 
-async def test_a_client_disconnect_closes_the_upstream_at_once(autojump_clock: Any) -> None:
+async def test_a_client_disconnect_closes_the_upstream_at_once(autojump_clock: object) -> None:
     feed = Feed()
-    async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
+    async with AsyncExitStack() as resources:
         r = await relay(feed, resources, idle=60.0)
-        nursery.start_soon(r.client)
-        await feed.send.send(event(1))
-        await trio.sleep(1)
-        start = trio.current_time()
-        nursery.cancel_scope.cancel()  # the client went away: its task is cancelled
-    assert feed.closed
-    assert trio.current_time() == start
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(r.client)
+            await feed.send.send(event(1))
+            await trio.sleep(1)
+            start = trio.current_time()
+            nursery.cancel_scope.cancel()  # the client went away: its task is cancelled
+        assert feed.closed  # by the relay, before the request's resources close
+        assert trio.current_time() == start
     assert r.errors == []
 
 
-async def test_a_shutdown_ends_every_stream_with_an_error_event(autojump_clock: Any) -> None:
+async def test_a_shutdown_ends_every_stream_with_an_error_event(autojump_clock: object) -> None:
     feed = Feed()
     streams = StreamRegistry()
     async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
