@@ -14,7 +14,7 @@ Sans-I/O.  The client's API and the provider's decide one of three ways:
   steps back.
 
 :func:`exchange` raises :class:`~minillm.errors.BadRequest` for what cannot
-cross (from the translators).
+cross (from the translators, or JSON nested too deeply to serialise).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import orjson
 
 from minillm.config import ProviderConfig
 from minillm.dialects import ClientAPI
+from minillm.errors import BadRequest
 from minillm.providers.http import Operation
 from minillm.translate import (
     AnthropicToOpenAIStream,
@@ -58,6 +59,12 @@ class Call:
     operation: Operation
     body: dict[str, Any]
     headers: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        # every API's ``stream`` is a boolean; a truthy string would stream upstream
+        # while the gateway expects JSON
+        if not isinstance(self.body.get("stream"), bool | None):
+            raise BadRequest("'stream' must be a boolean")
 
     @property
     def stream(self) -> bool:
@@ -94,12 +101,20 @@ def exchange(call: Call, provider: ProviderConfig, model: str, default_max_token
             call.body, model=model, default_max_tokens=default_max_tokens
         )
         stream = partial(AnthropicToOpenAIStream, model=asked, include_usage=include_usage)
-        return Exchange("chat", orjson.dumps(body), anthropic_to_openai_response, stream)
+        return Exchange("chat", _encode(body), anthropic_to_openai_response, stream)
     body = anthropic_to_openai_request(
         call.body, model=model, reasoning=provider.is_reasoning(model)
     )
     stream = partial(OpenAIToAnthropicStream, model=asked)
-    return Exchange("chat", orjson.dumps(body), openai_to_anthropic_response, stream)
+    return Exchange("chat", _encode(body), openai_to_anthropic_response, stream)
+
+
+def _encode(body: Json) -> bytes:
+    """The provider's request body; JSON deeper than orjson writes (~255 levels) is a 400."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise BadRequest("Request JSON is nested too deeply") from None
 
 
 def _same_api(call: Call, model: str) -> Exchange:
@@ -112,7 +127,7 @@ def _same_api(call: Call, model: str) -> Exchange:
         drop_usage = options.get("include_usage") is not True
         body["stream_options"] = {**options, "include_usage": True}
     stream = partial(PassthroughStream, drop_usage_chunk=drop_usage)
-    return Exchange(call.operation, orjson.dumps(body), None, stream)
+    return Exchange(call.operation, _encode(body), None, stream)
 
 
 def _responses_via_chat(
@@ -128,7 +143,7 @@ def _responses_via_chat(
         )
         reply = partial(_anthropic_to_responses, plan=plan)
         stream = partial(_anthropic_to_responses_stream, plan)
-    return Exchange("chat", orjson.dumps(body), reply, stream, plan.dropped_tools)
+    return Exchange("chat", _encode(body), reply, stream, plan.dropped_tools)
 
 
 def _anthropic_to_responses(body: Json, plan: ResponsesPlan) -> Json:

@@ -247,7 +247,9 @@ def error_response(exc: GatewayError) -> Response:
     state = current_request()
     if state.rejection is None:
         state.rejection = rejection_reason(exc)
-    state.target = exc.headers.get(TARGET_HEADER, state.target)
+    if (target := exc.headers.get(TARGET_HEADER)) is not None:  # the provider answered it
+        state.target = target
+        state.provider, _, state.model_served = target.partition(":")
     body = dialect_of(request.path).render_error(exc, state.request_id or None)
     return json_response(body, exc.status, dict(exc.headers))
 

@@ -201,9 +201,9 @@ def _access_line(method: str, path: str, state: RequestState, elapsed: float) ->
     access_log.info(
         "%s %s %s model=%s target=%s key=%s rid=%s %.1fms%s",
         method,
-        path,
+        _one_line(path),
         state.status or "-",
-        state.model,
+        _one_line(state.model),
         state.target,
         key,
         state.request_id,
@@ -211,3 +211,9 @@ def _access_line(method: str, path: str, state: RequestState, elapsed: float) ->
         dropped,
         extra=fields,
     )
+
+
+def _one_line(text: str) -> str:
+    """``text`` from the client with its control characters escaped (``\\n``): a
+    text log line it cannot split or colour."""
+    return text if text.isprintable() else repr(text)[1:-1]
