@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from gateway_fixtures import gateway_env
 from test_hardening import assert_anthropic_error, assert_openai_error
@@ -107,7 +108,9 @@ def nested(depth: int) -> dict[str, Any]:
 
 
 DEEP_TOOLS = {  # a 300-level tool schema, in each API's shape
-    "openai": {"tools": [{"type": "function", "function": {"name": "f", "parameters": nested(150)}}]},
+    "openai": {
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": nested(150)}}]
+    },
     "anthropic": {"tools": [{"name": "f", "input_schema": nested(150)}]},
     "responses": {"tools": [{"type": "function", "name": "f", "parameters": nested(150)}]},
 }
@@ -125,11 +128,26 @@ async def test_json_nested_too_deep_is_400(
     assert upstream.requests == []
 
 
-async def test_413_does_not_poison_the_connection(upstream: FakeUpstream, start_gateway) -> None:  # type: ignore[no-untyped-def]
+async def test_413_says_the_connection_closes(upstream: FakeUpstream, start_gateway) -> None:  # type: ignore[no-untyped-def]
+    """The body is not read to its end, so the server closes the connection: it says so."""
     gw = await start_gateway(gateway_env(upstream.url, MINI_LLM_MAX_BODY_BYTES="4096"))
-    async with httpx.AsyncClient() as client:
+    host, port = gw.removeprefix("http://").split(":")
+    for declared, sent in ((5000, 100), (500_000, 500_000)):
+        stream = await trio.open_tcp_stream(host, int(port))
+        head = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {declared}\r\n\r\n"
+        )
+        await stream.send_all(head.encode() + b"x" * sent)
+        answer = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some():
+                answer += chunk
+        status_line, *headers = answer.split(b"\r\n\r\n")[0].lower().split(b"\r\n")
+        assert status_line.startswith(b"http/1.1 413")
+        assert b"connection: close" in headers
+    async with httpx.AsyncClient() as client:  # so httpx opens a new one for the next request
         for _ in range(3):
-            r = await client.post(f"{gw}/v1/chat/completions", content=b"x" * 50_000)
+            r = await client.post(f"{gw}/v1/chat/completions", content=b"x" * 500_000)
             assert_openai_error(r, 413)
             r = await client.post(
                 f"{gw}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MSG}
@@ -137,9 +155,7 @@ async def test_413_does_not_poison_the_connection(upstream: FakeUpstream, start_
             assert r.status_code == 200, r.text
 
 
-async def test_access_log_lines_stay_one_line(
-    gw: str, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_access_log_lines_stay_one_line(gw: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "minillm.access")
     async with httpx.AsyncClient() as client:
         r = await client.post(
@@ -159,7 +175,9 @@ async def test_access_log_lines_stay_one_line(
 
 
 async def test_provider_errors_record_the_target_that_answered(
-    upstream: FakeUpstream, start_gateway, tmp_path: Path  # type: ignore[no-untyped-def]
+    upstream: FakeUpstream,
+    start_gateway,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     db = tmp_path / "usage.db"
     gw = await start_gateway(gateway_env(upstream.url, MINI_LLM_USAGE_DB=str(db)))

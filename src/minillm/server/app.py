@@ -46,6 +46,7 @@ PREFIXES = ("", "/openai", "/anthropic")
 DROPPED_TOOLS_HEADER = "x-minillm-dropped-tools"
 _FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 _JSON = "application/json"
+_BODY_UNREAD = frozenset({PayloadTooLarge.status, ClientTimeout.status})
 
 
 def json_response(
@@ -251,7 +252,10 @@ def error_response(exc: GatewayError) -> Response:
         state.target = target
         state.provider, _, state.model_served = target.partition(":")
     body = dialect_of(request.path).render_error(exc, state.request_id or None)
-    return json_response(body, exc.status, dict(exc.headers))
+    headers = dict(exc.headers)
+    if exc.status in _BODY_UNREAD and request.http_version.startswith("1"):
+        headers["connection"] = "close"  # the server closes it: the client must not reuse it
+    return json_response(body, exc.status, headers)
 
 
 def models_body(entries: Sequence[tuple[str, list[str]]], *, anthropic: bool) -> bytes:
