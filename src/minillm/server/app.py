@@ -136,15 +136,17 @@ def create_app(config: Config | None = None) -> QuartTrio:
 
     def endpoint(fmt: ClientAPI, operation: Operation) -> Callable[[], Awaitable[Response]]:
         async def view() -> Response:
-            body = await read_json(config)
             state = current_request()
-            state.model = str(body.get("model"))[:100]
-            await accounting.check_model(state, body.get("model"))
-            headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))}
-            headers["x-request-id"] = state.request_id
-            reply = await serving.current().handle(
-                Call(fmt, operation, body, headers), state.resources
-            )
+            with streams.waiting():  # a shutdown answers 503 rather than cutting the request
+                body = await read_json(config)
+                state.model = str(body.get("model"))[:100]
+                await accounting.check_model(state, body.get("model"))
+                headers = {"x-request-id": state.request_id} | {
+                    k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))
+                }
+                reply = await serving.current().handle(
+                    Call(fmt, operation, body, headers), state.resources
+                )
             state.note_reply(reply)
             extra = {TARGET_HEADER: state.target}
             if reply.dropped_tools:
