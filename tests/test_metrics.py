@@ -156,7 +156,7 @@ async def test_errors_count_under_their_model_and_failed_streams_as_errors(
         assert r.status_code == 200 and b'"error"' in r.content  # ended by the gateway
     s = await wait_idle(gw)
     assert value(s, "minillm_requests_total", endpoint="chat_completions", provider="openai",
-                 model="gpt-4o", status="429") == 1  # fmt: skip  (the provider that answered)
+                 model="gpt-4o", status="429") == 1  # fmt: skip
     assert value(s, "minillm_requests_total", endpoint="messages", provider="anthropic",
                  model="claude-x", status="502") == 1  # fmt: skip
     assert value(s, "minillm_requests_total", endpoint="chat_completions", provider="openai",

@@ -250,7 +250,7 @@ def error_response(exc: GatewayError) -> Response:
     state = current_request()
     if state.rejection is None:
         state.rejection = rejection_reason(exc)
-    if (target := exc.headers.get(TARGET_HEADER)) is not None:  # the provider answered it
+    if (target := exc.headers.get(TARGET_HEADER)) is not None:  # the target that gave it
         state.target = target
         state.provider, _, state.model_served = target.partition(":")
     body = dialect_of(request.path).render_error(exc, state.request_id or None)
