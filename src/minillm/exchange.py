@@ -118,7 +118,8 @@ def _same_api(call: Call, model: str) -> Exchange:
 def _responses_via_chat(
     call: Call, provider: ProviderConfig, model: str, default_max_tokens: int
 ) -> Exchange:
-    plan = responses_to_chat_request(call.body, model=model)
+    reasoning = provider.format == "openai" and provider.is_reasoning(model)
+    plan = responses_to_chat_request(call.body, model=model, reasoning=reasoning)
     if provider.format == "openai":
         body, reply = plan.chat, partial(chat_to_responses_response, plan=plan)
         stream: Callable[[], StreamTranslator] = partial(ChatToResponsesStream, plan)
