@@ -39,7 +39,8 @@ Requests (:func:`responses_to_chat_request`)
       (both only when function tools remain); ``max_output_tokens`` ->
       ``max_tokens`` (absent: left to the target's default); ``temperature``,
       ``top_p``; for a reasoning model ``max_completion_tokens`` instead, no
-      sampling parameters, and ``reasoning.effort`` -> ``reasoning_effort``; ``text.format`` json_schema / json_object -> ``response_format``;
+      sampling parameters, and ``reasoning.effort`` -> ``reasoning_effort``;
+      ``text.format`` json_schema / json_object -> ``response_format``;
       ``stream`` -> ``stream`` with ``stream_options.include_usage``;
     * refused (400 naming the field): ``previous_response_id``,
       ``conversation``, ``prompt`` and ``item_reference`` items (they need
