@@ -331,13 +331,23 @@ def test_a2o_upstream_error_event_ends_stream() -> None:
         openai_iter(out)
 
 
-def test_a2o_truncated_upstream_gets_closing_chunks() -> None:
-    _t, out = a2o([anthropic_sse(ANTHROPIC_EVENTS[:9])])
+def test_a2o_truncated_upstream_is_an_error() -> None:
+    t, out = a2o([anthropic_sse(ANTHROPIC_EVENTS[:9])])
     got = events(out)
-    assert got[-1] == (None, "[DONE]")
-    assert got[-2][1]["choices"] == []
-    assert got[-3][1]["choices"][0]["finish_reason"] == "stop"
-    assert openai_final(out).choices[0].message.content == "Hello, wörld 😀"
+    assert got[-1][1]["error"]["message"] == "Provider stream ended before it finished"
+    assert all(e[1] == "[DONE]" or e[1].get("choices", [{}])[0].get("finish_reason") is None
+               for e in got[:-1])  # fmt: skip
+    assert isinstance(t.error, UpstreamProtocolError)
+    with pytest.raises(openai.APIError, match="ended before it finished"):
+        openai_iter(out)
+
+
+def test_a2o_stop_reason_without_message_stop_is_complete() -> None:
+    t, out = a2o([anthropic_sse(ANTHROPIC_EVENTS[:-1])])
+    got = events(out)
+    assert got[-1] == (None, "[DONE]") and got[-2][1]["choices"] == []
+    assert got[-3][1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert t.error is None
 
 
 def test_a2o_empty_upstream_is_an_error() -> None:
@@ -451,8 +461,22 @@ def test_o2a_accepted_by_anthropic_sdk() -> None:
     assert final.usage.cache_read_input_tokens == 10
 
 
-def test_o2a_text_only_without_done_or_finish() -> None:
-    _t, out = o2a([openai_sse(OPENAI_CHUNKS[:3], done=False)])
+def test_o2a_without_done_or_finish_is_an_error() -> None:
+    t, out = o2a([openai_sse(OPENAI_CHUNKS[:3], done=False)])
+    got = events(out)
+    assert [name for name, _ in got] == [
+        "message_start", "content_block_start", "content_block_delta", "content_block_delta",
+        "error",
+    ]  # fmt: skip
+    assert got[-1][1]["error"]["message"] == "Provider stream ended before it finished"
+    assert isinstance(t.error, UpstreamProtocolError)
+    with pytest.raises(anthropic.APIStatusError, match="ended before it finished"):
+        anthropic_final(out)
+
+
+def test_o2a_finish_without_done_is_complete() -> None:
+    t, out = o2a([openai_sse([*OPENAI_CHUNKS[:3], _chunk({}, "stop")], done=False)])
+    assert t.error is None
     got = [data for _, data in events(out)]
     assert [d["type"] for d in got] == [
         "message_start",

@@ -111,7 +111,8 @@ def _same_api(call: Call, model: str) -> Exchange:
         options = asked if isinstance(asked, dict) else {}
         drop_usage = options.get("include_usage") is not True
         body["stream_options"] = {**options, "include_usage": True}
-    stream = partial(PassthroughStream, drop_usage_chunk=drop_usage)
+    fmt = None if call.client_format == "responses" else call.client_format
+    stream = partial(PassthroughStream, drop_usage_chunk=drop_usage, fmt=fmt)
     return Exchange(call.operation, orjson.dumps(body), None, stream)
 
 

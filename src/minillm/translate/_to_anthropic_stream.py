@@ -9,14 +9,17 @@ Events, each named after its ``type``:
    from its first delta, ``arguments`` fragments -> ``input_json_delta``.  One
    block is open at a time: it is stopped before the next one starts, and
    indexes count up from 0;
-3. at the end (``[DONE]`` or :meth:`close`, never at ``finish_reason``, since
-   OpenAI sends usage in a trailing ``choices: []`` chunk): the open block's
-   ``content_block_stop``, ``message_delta`` (mapped ``stop_reason``, ``end_turn``
-   when the upstream never sent one; ``usage`` with ``output_tokens`` and the
-   final input counts) and ``message_stop``.
+3. at the end (``[DONE]``, or :meth:`close` after a ``finish_reason``; never at
+   ``finish_reason``, since OpenAI sends usage in a trailing ``choices: []``
+   chunk): the open block's ``content_block_stop``, ``message_delta`` (mapped
+   ``stop_reason``, ``end_turn`` when the upstream sent ``[DONE]`` but no
+   reason; ``usage`` with ``output_tokens`` and the final input counts) and
+   ``message_stop``.
 
 An upstream ``{"error": ...}`` chunk becomes :func:`stream_error` and ends the
-stream; a stream that ends before any chunk gives an error too.  Malformed
+stream; so does a stream that ends before any chunk, or with neither a
+``finish_reason`` nor ``[DONE]`` (cut short: the client must not take it for a
+whole answer).  Either error is kept as ``.error``.  Malformed
 upstream data raises :class:`~minillm.errors.UpstreamProtocolError` from
 :meth:`feed`.  Limits: only ``choices[0]`` is read; argument fragments of a
 tool call that resume after another block started go to the (already stopped)
@@ -30,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from minillm.errors import UpstreamHTTPError, UpstreamProtocolError
+from minillm.errors import GatewayError
 from minillm.translate._chunk_reader import ChatChunkReader
 from minillm.translate._common import (
     anthropic_id,
@@ -38,7 +41,7 @@ from minillm.translate._common import (
     dumps_arguments,
     stop_reason,
 )
-from minillm.translate._stream_out import anthropic_event, stream_error
+from minillm.translate._stream_out import anthropic_event, stream_cut, stream_error
 from minillm.translate.upstream_errors import stream_upstream_error
 
 __all__ = ["OpenAIToAnthropicStream"]
@@ -70,16 +73,24 @@ class OpenAIToAnthropicStream(ChatChunkReader):
         self._state = _S.START
         self._index = -1  # Anthropic index of the last block started
         self._tools: dict[int, int] = {}  # OpenAI tool call index -> Anthropic block index
-        self._finish: object = None
         self._usage: dict[str, Any] | None = None  # the last OpenAI usage seen
         self.input_tokens: int | None = None
         """Prompt tokens, cached ones included."""
         self.output_tokens: int | None = None
-        self.error: UpstreamHTTPError | None = None
-        """The upstream error chunk that ended the stream, if any."""
+        self.error: GatewayError | None = None
+        """The error that ended the stream (the upstream's error chunk, or a cut), if any."""
 
     def _ended(self) -> bool:
         return self._state is _S.END
+
+    def _started(self) -> bool:
+        return self._state is not _S.START
+
+    def fail(self, exc: GatewayError) -> bytes:
+        """End the stream with ``exc`` as its ``error`` event."""
+        self._state = _S.END
+        self.error = exc
+        return stream_error("anthropic", exc)
 
     def _to(self, state: _S) -> None:
         if state not in _NEXT[self._state]:
@@ -88,9 +99,7 @@ class OpenAIToAnthropicStream(ChatChunkReader):
 
     def _on_chunk(self, data: dict[str, Any]) -> bytes:
         if data.get("error"):
-            self._to(_S.END)
-            self.error = stream_upstream_error("openai", data)
-            return stream_error("anthropic", self.error)
+            return self.fail(stream_upstream_error("openai", data))
         out: list[bytes] = []
         if isinstance(usage := data.get("usage"), dict):
             self._usage = usage
@@ -172,9 +181,7 @@ class OpenAIToAnthropicStream(ChatChunkReader):
 
     def _end(self) -> bytes:
         if self._state is _S.START:
-            self._to(_S.END)
-            exc = UpstreamProtocolError("Provider stream ended before it started")
-            return stream_error("anthropic", exc)
+            return self.fail(stream_cut(started=False))
         out = self._stop_block()
         self._to(_S.END)
         usage = anthropic_usage(self._usage) if self._usage else {"output_tokens": 0}
