@@ -417,15 +417,10 @@ def test_o2a_event_sequence() -> None:
             "index": 1,
             "content_block": {"type": "tool_use", "id": "call_a", "name": "wx", "input": {}},
         },
-        {
+        {  # the fragments, held until the block stops and checked whole
             "type": "content_block_delta",
             "index": 1,
-            "delta": {"type": "input_json_delta", "partial_json": '{"city":'},
-        },
-        {
-            "type": "content_block_delta",
-            "index": 1,
-            "delta": {"type": "input_json_delta", "partial_json": '"Oslo"}'},
+            "delta": {"type": "input_json_delta", "partial_json": '{"city":"Oslo"}'},
         },
         {"type": "content_block_stop", "index": 1},
         {
@@ -459,6 +454,25 @@ def test_o2a_accepted_by_anthropic_sdk() -> None:
     assert (final.content[2].id, final.content[2].input) == ("call_b", {})
     assert (final.usage.input_tokens, final.usage.output_tokens) == (20, 9)
     assert final.usage.cache_read_input_tokens == 10
+
+
+def test_o2a_invalid_tool_arguments_become_raw() -> None:
+    chunks = [_chunk(_call(0, '{"city": "Os', "call_a", "wx")), _chunk(_call(0, "lo")),
+              _chunk({}, "tool_calls")]  # fmt: skip
+    _t, out = o2a([openai_sse(chunks)])
+    deltas = [d["delta"] for name, d in events(out) if name == "content_block_delta"]
+    assert deltas == [
+        {"type": "input_json_delta", "partial_json": '{"_raw":"{\\"city\\": \\"Oslo"}'}
+    ]
+    block = anthropic_final(out).content[0]
+    assert block.input == {"_raw": '{"city": "Oslo'}  # as the non-streaming reply has it
+
+
+def test_o2a_tool_arguments_are_bounded() -> None:
+    part = "x" * 65536
+    chunks = [_chunk(_call(0, part, "call_a", "wx")), *[_chunk(_call(0, part))] * 16]
+    with pytest.raises(UpstreamProtocolError, match="over 1 MiB"):
+        o2a([openai_sse(chunks)])
 
 
 def test_o2a_without_done_or_finish_is_an_error() -> None:

@@ -6,7 +6,10 @@ Events, each named after its ``type``:
    ``model``, empty content, usage from that chunk or zeros);
 2. ``delta.content`` (or ``refusal``) -> a ``text`` block; each distinct
    ``tool_calls[].index`` -> a ``tool_use`` block whose ``id`` and ``name`` come
-   from its first delta, ``arguments`` fragments -> ``input_json_delta``.  One
+   from its first delta.  Its ``arguments`` fragments are held (up to 1 MiB)
+   and sent as one ``input_json_delta`` when the block stops: the JSON object
+   they make, or ``{"_raw": "<arguments>"}`` when they make none, as in the
+   non-streaming reply (the anthropic SDK parses the whole input).  One
    block is open at a time: it is stopped before the next one starts, and
    indexes count up from 0;
 3. at the end (``[DONE]``, or :meth:`close` after a ``finish_reason``; never at
@@ -23,7 +26,7 @@ whole answer).  Either error is kept as ``.error``.  Malformed
 upstream data raises :class:`~minillm.errors.UpstreamProtocolError` from
 :meth:`feed`.  Limits: only ``choices[0]`` is read; argument fragments of a
 tool call that resume after another block started go to the (already stopped)
-block of that call; ``reasoning_content`` is dropped.
+block of that call, as they come; ``reasoning_content`` is dropped.
 """
 
 from __future__ import annotations
@@ -33,18 +36,21 @@ from typing import Any
 
 import orjson
 
-from minillm.errors import GatewayError
+from minillm.errors import GatewayError, UpstreamProtocolError
 from minillm.translate._chunk_reader import ChatChunkReader
 from minillm.translate._common import (
     anthropic_id,
     anthropic_usage,
     dumps_arguments,
     stop_reason,
+    tool_input,
 )
 from minillm.translate._stream_out import anthropic_event, stream_cut, stream_error
 from minillm.translate.upstream_errors import stream_upstream_error
 
 __all__ = ["OpenAIToAnthropicStream"]
+
+MAX_ARGUMENTS = 1 << 20  # characters of one tool call's arguments held back
 
 
 class _S(enum.Enum):
@@ -73,6 +79,8 @@ class OpenAIToAnthropicStream(ChatChunkReader):
         self._state = _S.START
         self._index = -1  # Anthropic index of the last block started
         self._tools: dict[int, int] = {}  # OpenAI tool call index -> Anthropic block index
+        self._args: list[str] = []  # the open tool block's argument fragments
+        self._args_size = 0
         self._usage: dict[str, Any] | None = None  # the last OpenAI usage seen
         self.input_tokens: int | None = None
         """Prompt tokens, cached ones included."""
@@ -157,9 +165,14 @@ class OpenAIToAnthropicStream(ChatChunkReader):
         args = fn.get("arguments")
         if isinstance(args, dict):  # some servers send an object, not a string
             args = dumps_arguments(args)
-        if args and isinstance(args, str):
-            delta = {"type": "input_json_delta", "partial_json": args}
-            out += self._delta(delta, self._tools[key])
+        if not args or not isinstance(args, str):
+            return out
+        if self._state is not _S.TOOL or self._tools[key] != self._index:  # a late fragment
+            return out + self._json_delta(args, self._tools[key])
+        self._args.append(args)
+        self._args_size += len(args)
+        if self._args_size > MAX_ARGUMENTS:
+            raise UpstreamProtocolError("Provider sent tool call arguments over 1 MiB")
         return out
 
     def _start_block(self, state: _S, block: dict[str, Any]) -> bytes:
@@ -173,8 +186,16 @@ class OpenAIToAnthropicStream(ChatChunkReader):
     def _stop_block(self) -> bytes:
         if self._state not in (_S.TEXT, _S.TOOL):
             return b""
+        out = b""
+        if self._args:  # the tool block's arguments, checked whole
+            arguments = "".join(self._args)
+            self._args, self._args_size = [], 0
+            out = self._json_delta(dumps_arguments(tool_input(arguments)), self._index)
         self._to(_S.MESSAGE)
-        return anthropic_event({"type": "content_block_stop", "index": self._index})
+        return out + anthropic_event({"type": "content_block_stop", "index": self._index})
+
+    def _json_delta(self, partial: str, index: int) -> bytes:
+        return self._delta({"type": "input_json_delta", "partial_json": partial}, index)
 
     def _delta(self, delta: dict[str, Any], index: int) -> bytes:
         return anthropic_event({"type": "content_block_delta", "index": index, "delta": delta})
