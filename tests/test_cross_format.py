@@ -263,6 +263,20 @@ async def test_anthropic_sdk_sees_a_cut_stream_as_an_error(gw: str, upstream: Fa
     assert texts == ["half an ans"]
 
 
+async def test_openai_sdk_sees_a_cut_passthrough_stream_as_an_error(
+    gw: str, upstream: FakeUpstream
+) -> None:
+    upstream.push(openai_sse({"content": "half an ans"}, finish=None))
+    stream = await oai(gw).chat.completions.create(
+        model=GPT, messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    texts: list[str | None] = []
+    with pytest.raises(openai.APIError, match="ended before it finished"):
+        async for chunk in stream:
+            texts.extend(c.delta.content for c in chunk.choices)
+    assert texts == ["half an ans"]
+
+
 async def test_anthropic_sdk_tool_use_two_turns_to_gpt(gw: str, upstream: FakeUpstream) -> None:
     client = ant(gw)
     upstream.push(Reply(tool_call=("get_weather", {"city": "Rome"})))
