@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import anthropic
-import openai
 import pytest
 
 from gateway_fixtures import gateway_env
@@ -64,28 +63,3 @@ async def test_through_the_gateway(
     body = upstream.requests[-1].json
     keys = ("max_tokens", "max_completion_tokens", "temperature", "reasoning_effort")
     assert {k: body[k] for k in keys if k in body} == sent
-
-
-async def test_responses_to_a_chat_only_provider(
-    upstream: FakeUpstream,
-    start_gateway,  # type: ignore[no-untyped-def]
-) -> None:
-    env = gateway_env(
-        upstream.url,
-        MINI_LLM_PROVIDER_R_URL=f"{upstream.url}/v1",
-        MINI_LLM_PROVIDER_R_RESPONSES="0",
-        MINI_LLM_PROVIDER_R_REASONING_MODELS="gpt-5*",
-    )
-    gw = await start_gateway(env)
-    client = openai.AsyncOpenAI(api_key="client", base_url=f"{gw}/v1", max_retries=0)
-    response = await client.responses.create(
-        model="r:gpt-5.1", input="think", max_output_tokens=500, temperature=0.3,
-        reasoning={"effort": "low"},
-    )  # fmt: skip
-    assert response.output_text == "echo: think"
-    body = upstream.requests[-1].json
-    keys = ("max_tokens", "max_completion_tokens", "temperature", "reasoning_effort")
-    assert {k: body[k] for k in keys if k in body} == {
-        "max_completion_tokens": 500,
-        "reasoning_effort": "low",
-    }

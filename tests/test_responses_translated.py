@@ -47,6 +47,7 @@ async def gw(upstream: FakeUpstream, start_gateway, tmp_path: Path) -> str:  # t
         MINI_LLM_CONFIG=str(config),
         MINI_LLM_PROVIDER_VLLM_URL=f"{upstream.url}/v1",
         MINI_LLM_PROVIDER_VLLM_RESPONSES="0",
+        MINI_LLM_PROVIDER_VLLM_REASONING_MODELS="gpt-5*",
         MINI_LLM_DEFAULT_MAX_TOKENS="777",
         MINI_LLM_USAGE_DB=str(tmp_path / "u.db"),
     )
@@ -384,6 +385,20 @@ async def test_chat_only_provider(gw: str, upstream: FakeUpstream, provider: str
     assert final.output_text == "echo: stream"
     assert final.usage is not None and final.usage.input_tokens == 10
     assert upstream.requests[-1].json["stream_options"] == {"include_usage": True}
+
+
+async def test_reasoning_model_of_a_chat_only_provider(gw: str, upstream: FakeUpstream) -> None:
+    response = await oai(gw).responses.create(
+        model="vllm:gpt-5.1", input="think", max_output_tokens=500, temperature=0.3,
+        reasoning={"effort": "low"},
+    )  # fmt: skip
+    assert response.output_text == "echo: think"
+    body = upstream.requests[-1].json
+    keys = ("max_tokens", "max_completion_tokens", "temperature", "reasoning_effort")
+    assert {k: body[k] for k in keys if k in body} == {
+        "max_completion_tokens": 500,
+        "reasoning_effort": "low",
+    }
 
 
 async def test_tool_call_from_chat_only_provider(gw: str, upstream: FakeUpstream) -> None:
