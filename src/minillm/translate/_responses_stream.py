@@ -30,8 +30,8 @@ then ``response.failed`` when the response had started, and ends the stream;
 so does a stream that ends before any chunk, or with neither a
 ``finish_reason`` nor ``[DONE]`` (cut short), and so does
 :meth:`~ChatToResponsesStream.fail`, with which the gateway ends the stream
-with its own errors (their ``sequence_number`` follows the stream's).  Malformed upstream data, and
-argument fragments of a tool call that already ended, raise
+with its own errors (numbered after the stream's events).  Malformed upstream
+data, and argument fragments of a tool call that already ended, raise
 :class:`~minillm.errors.UpstreamProtocolError` from
 :meth:`~ChatToResponsesStream.feed`.  Only ``choices[0]`` is read.
 """
