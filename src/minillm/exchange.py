@@ -126,14 +126,16 @@ def _same_api(call: Call, model: str) -> Exchange:
         options = asked if isinstance(asked, dict) else {}
         drop_usage = options.get("include_usage") is not True
         body["stream_options"] = {**options, "include_usage": True}
-    stream = partial(PassthroughStream, drop_usage_chunk=drop_usage)
+    fmt = None if call.client_format == "responses" else call.client_format
+    stream = partial(PassthroughStream, drop_usage_chunk=drop_usage, fmt=fmt)
     return Exchange(call.operation, _encode(body), None, stream)
 
 
 def _responses_via_chat(
     call: Call, provider: ProviderConfig, model: str, default_max_tokens: int
 ) -> Exchange:
-    plan = responses_to_chat_request(call.body, model=model)
+    reasoning = provider.format == "openai" and provider.is_reasoning(model)
+    plan = responses_to_chat_request(call.body, model=model, reasoning=reasoning)
     if provider.format == "openai":
         body, reply = plan.chat, partial(chat_to_responses_response, plan=plan)
         stream: Callable[[], StreamTranslator] = partial(ChatToResponsesStream, plan)

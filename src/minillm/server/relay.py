@@ -116,7 +116,8 @@ class RelayBody(ResponseBody):
         self._chunks = reply.chunks
         self._first = reply.first
         self._translator = reply.translator
-        self._stream_error = dialect.stream_error
+        # a translator that numbers its events (Responses) ends the stream itself
+        self._stream_error = getattr(reply.translator, "fail", dialect.stream_error)
         self._provider = reply.target.provider
         self._idle = idle_timeout
         self._send, self._recv = trio.open_memory_channel[bytes](CHANNEL_SIZE)
