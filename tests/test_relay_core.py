@@ -115,6 +115,17 @@ async def test_chunks_are_relayed_in_order_and_the_upstream_closed(autojump_cloc
     assert feed.closed
 
 
+async def test_an_unterminated_last_event_is_flushed_at_the_end(autojump_clock: object) -> None:
+    feed = Feed()
+    async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
+        r = await relay(feed, resources)
+        nursery.start_soon(r.client)
+        async with feed.send:
+            await feed.send.send(b"data: [DONE]")  # no blank line after it
+    assert r.events() == [event(0), b"data: [DONE]\n\n"]
+    assert r.errors == []
+
+
 async def test_a_slow_client_slows_the_upstream_reads(autojump_clock: object) -> None:
     feed = Feed()
     async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
