@@ -102,26 +102,27 @@ async def relay(
     return Relay(await open_stream(feed, resources), idle, streams)
 
 
-async def test_chunks_are_relayed_in_order_and_the_upstream_closed(autojump_clock: object) -> None:
+async def relayed(*chunks: bytes | Exception) -> tuple[Relay, Feed]:
+    """A stream whose upstream sends ``chunks`` (after the first) and ends, read to its end."""
     feed = Feed()
     async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
         r = await relay(feed, resources)
         nursery.start_soon(r.client)
         async with feed.send:
-            for n in range(1, 4):
-                await feed.send.send(event(n))
+            for chunk in chunks:
+                await feed.send.send(chunk)
+    return r, feed
+
+
+async def test_chunks_are_relayed_in_order_and_the_upstream_closed(autojump_clock: object) -> None:
+    r, feed = await relayed(event(1), event(2), event(3))
     assert r.events() == [event(n) for n in range(4)]
     assert r.errors == []
     assert feed.closed
 
 
 async def test_an_unterminated_last_event_is_flushed_at_the_end(autojump_clock: object) -> None:
-    feed = Feed()
-    async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
-        r = await relay(feed, resources)
-        nursery.start_soon(r.client)
-        async with feed.send:
-            await feed.send.send(b"data: [DONE]")  # no blank line after it
+    r, _ = await relayed(b"data: [DONE]")  # no blank line after it
     assert r.events() == [event(0), b"data: [DONE]\n\n"]
     assert r.errors == []
 
@@ -196,12 +197,8 @@ async def test_a_stream_that_keeps_moving_outlives_the_idle_timeout(autojump_clo
 
 
 async def test_an_upstream_failure_becomes_the_last_event(autojump_clock: object) -> None:
-    feed = Feed()
-    async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
-        r = await relay(feed, resources)
-        nursery.start_soon(r.client)
-        await feed.send.send(event(1) + b'data: {"half')  # a torn event is never sent
-        await feed.send.send(httpx.ReadError("connection reset"))
+    torn = event(1) + b'data: {"half'  # the torn event is never sent
+    r, _ = await relayed(torn, httpx.ReadError("connection reset"))
     *data, last = r.events()
     assert data == [event(0), event(1)]
     error = orjson.loads(last.removeprefix(b"data: "))["error"]
@@ -211,13 +208,8 @@ async def test_an_upstream_failure_becomes_the_last_event(autojump_clock: object
 
 
 async def test_an_upstream_error_event_is_relayed_and_reported(autojump_clock: object) -> None:
-    feed = Feed()
     upstream_error = b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
-    async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
-        r = await relay(feed, resources)
-        nursery.start_soon(r.client)
-        async with feed.send:
-            await feed.send.send(upstream_error)
+    r, _ = await relayed(upstream_error)
     assert r.events() == [event(0), upstream_error]  # no second error event of our own
     assert len(r.errors) == 1 and isinstance(r.errors[0], UpstreamHTTPError)
 
