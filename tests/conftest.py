@@ -5,6 +5,7 @@
 # ---------------------------------------------------------------------------------------
 import pytest
 import trio
+import trio.testing
 
 from upstream import FakeUpstream
 
@@ -27,3 +28,15 @@ from redis_fixtures import redis_env, redis_server  # noqa: E402, F401
 def _private_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Keep the default usage database (under the user data dir) out of the real home."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture
+async def hang_guard(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    """Fail a test on the autojump clock that hangs: an hour of virtual time passes
+    in an instant once every task waits, and a test that hangs then fails at once."""
+
+    async def watchdog() -> None:
+        await trio.sleep(3600)
+        raise AssertionError("the test hung (an hour of virtual time passed)")
+
+    nursery.start_soon(watchdog)
