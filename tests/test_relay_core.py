@@ -33,6 +33,9 @@ def event(n: int) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
+DONE = b"data: [DONE]\n\n"  # a stream without it (or a finish_reason) is cut short
+
+
 class Feed(httpx.AsyncByteStream):
     """An upstream body the test writes to: bytes, or an exception to fail with."""
 
@@ -115,8 +118,8 @@ async def relayed(*chunks: bytes | Exception) -> tuple[Relay, Feed]:
 
 
 async def test_chunks_are_relayed_in_order_and_the_upstream_closed(autojump_clock: object) -> None:
-    r, feed = await relayed(event(1), event(2), event(3))
-    assert r.events() == [event(n) for n in range(4)]
+    r, feed = await relayed(event(1), event(2), event(3), DONE)
+    assert r.events() == [*(event(n) for n in range(4)), DONE]
     assert r.errors == []
     assert feed.closed
 
@@ -136,6 +139,7 @@ async def test_a_slow_client_slows_the_upstream_reads(autojump_clock: object) ->
             async with feed.send:
                 for n in range(1, 101):
                     await feed.send.send(event(n))
+                await feed.send.send(DONE)
 
         nursery.start_soon(upstream)
         async with r.body:
@@ -143,7 +147,7 @@ async def test_a_slow_client_slows_the_upstream_reads(autojump_clock: object) ->
             assert feed.sent <= CHANNEL_SIZE + 2
             async for chunk in r.body:
                 r.read.append(chunk)
-    assert r.events() == [event(n) for n in range(101)]
+    assert r.events() == [*(event(n) for n in range(101)), DONE]
     assert r.errors == []
 
 
@@ -192,7 +196,8 @@ async def test_a_stream_that_keeps_moving_outlives_the_idle_timeout(autojump_clo
             for n in range(1, 21):
                 await trio.sleep(1)
                 await feed.send.send(event(n))
-    assert r.events() == [event(n) for n in range(21)]
+            await feed.send.send(DONE)
+    assert r.events() == [*(event(n) for n in range(21)), DONE]
     assert r.errors == []
 
 
