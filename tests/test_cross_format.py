@@ -7,13 +7,15 @@ translated request the provider saw, and the SDK's own parsed result.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anthropic
 import openai
+import orjson
 import pytest
 
 from gateway_fixtures import gateway_env
-from upstream import FakeUpstream, Reply, Status
+from upstream import FakeUpstream, Raw, Reply, Status
 
 CLAUDE = "claude-sonnet-4-5"
 GPT = "gpt-4.1"
@@ -215,6 +217,64 @@ async def test_anthropic_sdk_stream_to_gpt(gw: str, upstream: FakeUpstream) -> N
     assert final.content[0].text == "echo: stream it"  # type: ignore[union-attr]
     assert final.usage.output_tokens == 5
     assert upstream.requests[-1].json["stream_options"] == {"include_usage": True}
+
+
+def openai_sse(*deltas: dict[str, Any], finish: str | None = "tool_calls") -> Raw:
+    """A chat stream: one chunk per delta, then the finish (if any); no ``[DONE]``."""
+    chunks = [{"index": 0, "delta": d, "finish_reason": None} for d in deltas]
+    chunks += [{"index": 0, "delta": {}, "finish_reason": finish}] if finish else []
+    body = b"".join(
+        b"data: " + orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1,
+                                  "model": GPT, "choices": [c]}) + b"\n\n"
+        for c in chunks
+    )  # fmt: skip
+    return Raw(200, body, "text/event-stream")
+
+
+def call_delta(arguments: str, name: str | None = None) -> dict[str, Any]:
+    call: dict[str, Any] = {"index": 0, "function": {"arguments": arguments}}
+    if name:
+        call.update(id="call_1", type="function", function={"name": name, "arguments": arguments})
+    return {"tool_calls": [call]}
+
+
+async def test_anthropic_sdk_gets_invalid_tool_arguments_as_raw(
+    gw: str, upstream: FakeUpstream
+) -> None:
+    upstream.push(openai_sse(call_delta('{"city": "Ro', "get_weather"), call_delta("me")))
+    async with ant(gw).messages.stream(
+        model=GPT, max_tokens=64, messages=[{"role": "user", "content": "weather?"}]
+    ) as stream:
+        final = await stream.get_final_message()
+    block = final.content[0]
+    assert block.type == "tool_use" and block.input == {"_raw": '{"city": "Rome'}
+    assert final.stop_reason == "tool_use"
+
+
+async def test_anthropic_sdk_sees_a_cut_stream_as_an_error(gw: str, upstream: FakeUpstream) -> None:
+    upstream.push(openai_sse({"content": "half an ans"}, finish=None))
+    texts: list[str] = []
+    with pytest.raises(anthropic.APIStatusError, match="ended before it finished"):
+        async with ant(gw).messages.stream(
+            model=GPT, max_tokens=64, messages=[{"role": "user", "content": "x"}]
+        ) as stream:
+            async for text in stream.text_stream:
+                texts.append(text)
+    assert texts == ["half an ans"]
+
+
+async def test_openai_sdk_sees_a_cut_passthrough_stream_as_an_error(
+    gw: str, upstream: FakeUpstream
+) -> None:
+    upstream.push(openai_sse({"content": "half an ans"}, finish=None))
+    stream = await oai(gw).chat.completions.create(
+        model=GPT, messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    texts: list[str | None] = []
+    with pytest.raises(openai.APIError, match="ended before it finished"):
+        async for chunk in stream:
+            texts.extend(c.delta.content for c in chunk.choices)
+    assert texts == ["half an ans"]
 
 
 async def test_anthropic_sdk_tool_use_two_turns_to_gpt(gw: str, upstream: FakeUpstream) -> None:

@@ -155,7 +155,7 @@ async def test_errors_count_under_their_model_and_failed_streams_as_errors(
         r = await client.post(f"{gw}/v1/chat/completions", json=body)
         assert r.status_code == 200 and b'"error"' in r.content  # ended by the gateway
     s = await wait_idle(gw)
-    assert value(s, "minillm_requests_total", endpoint="chat_completions", provider="",
+    assert value(s, "minillm_requests_total", endpoint="chat_completions", provider="openai",
                  model="gpt-4o", status="429") == 1  # fmt: skip
     assert value(s, "minillm_requests_total", endpoint="messages", provider="anthropic",
                  model="claude-x", status="502") == 1  # fmt: skip

@@ -98,3 +98,28 @@ def test_responses_usage_comes_from_response_completed() -> None:
     out, stream = run([sse], drop=False)
     assert out == sse
     assert (stream.tokens.input, stream.tokens.output, stream.tokens.cache_read) == (120, 9, 100)
+
+
+def test_openai_stream_cut_short_gets_an_error_event() -> None:
+    finished = chunk({}).replace(b'"finish_reason":null', b'"finish_reason":"stop"')
+    sly = chunk({"content": '"finish_reason":"stop"'})  # the words in content finish nothing
+    no_done = STREAM.removesuffix(b"data: [DONE]\n\n")
+    for body, cut in [(STREAM, False), (no_done + finished, False), (no_done + sly, True)]:
+        stream = PassthroughStream(fmt="openai")
+        out = stream.feed(body) + stream.close()
+        assert out.startswith(body) and (stream.error is not None) is cut
+        if cut:
+            error = orjson.loads(out.removeprefix(body).removeprefix(b"data: "))
+            assert error["error"]["message"] == "Provider stream ended before it finished"
+
+
+def test_anthropic_stream_cut_short_gets_an_error_event() -> None:
+    start = b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
+    stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    stream = PassthroughStream(fmt="anthropic")
+    assert stream.feed(start + stop) == start + stop and stream.close() == b""
+    assert stream.error is None
+    stream = PassthroughStream(fmt="anthropic")
+    assert stream.feed(start) == start
+    assert stream.close().startswith(b"event: error\ndata: ")
+    assert stream.error is not None and stream.error.status == 502

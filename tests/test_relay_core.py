@@ -38,6 +38,9 @@ def event(n: int) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
+DONE = b"data: [DONE]\n\n"  # a stream without it (or a finish_reason) is cut short
+
+
 class Feed(httpx.AsyncByteStream):
     """An upstream body the test writes to: bytes, or an exception to fail with."""
 
@@ -107,17 +110,29 @@ async def relay(
     return Relay(await open_stream(feed, resources), idle, streams)
 
 
-async def test_chunks_are_relayed_in_order_and_the_upstream_closed(autojump_clock: object) -> None:
+async def relayed(*chunks: bytes | Exception) -> tuple[Relay, Feed]:
+    """A stream whose upstream sends ``chunks`` (after the first) and ends, read to its end."""
     feed = Feed()
     async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
         r = await relay(feed, resources)
         nursery.start_soon(r.client)
         async with feed.send:
-            for n in range(1, 4):
-                await feed.send.send(event(n))
-    assert r.events() == [event(n) for n in range(4)]
+            for chunk in chunks:
+                await feed.send.send(chunk)
+    return r, feed
+
+
+async def test_chunks_are_relayed_in_order_and_the_upstream_closed(autojump_clock: object) -> None:
+    r, feed = await relayed(event(1), event(2), event(3), DONE)
+    assert r.events() == [*(event(n) for n in range(4)), DONE]
     assert r.errors == []
     assert feed.closed
+
+
+async def test_an_unterminated_last_event_is_flushed_at_the_end(autojump_clock: object) -> None:
+    r, _ = await relayed(b"data: [DONE]")  # no blank line after it
+    assert r.events() == [event(0), b"data: [DONE]\n\n"]
+    assert r.errors == []
 
 
 async def test_a_slow_client_slows_the_upstream_reads(autojump_clock: object) -> None:
@@ -129,6 +144,7 @@ async def test_a_slow_client_slows_the_upstream_reads(autojump_clock: object) ->
             async with feed.send:
                 for n in range(1, 101):
                     await feed.send.send(event(n))
+                await feed.send.send(DONE)
 
         nursery.start_soon(upstream)
         async with r.body:
@@ -136,7 +152,7 @@ async def test_a_slow_client_slows_the_upstream_reads(autojump_clock: object) ->
             assert feed.sent <= CHANNEL_SIZE + 2
             async for chunk in r.body:
                 r.read.append(chunk)
-    assert r.events() == [event(n) for n in range(101)]
+    assert r.events() == [*(event(n) for n in range(101)), DONE]
     assert r.errors == []
 
 
@@ -185,17 +201,14 @@ async def test_a_stream_that_keeps_moving_outlives_the_idle_timeout(autojump_clo
             for n in range(1, 21):
                 await trio.sleep(1)
                 await feed.send.send(event(n))
-    assert r.events() == [event(n) for n in range(21)]
+            await feed.send.send(DONE)
+    assert r.events() == [*(event(n) for n in range(21)), DONE]
     assert r.errors == []
 
 
 async def test_an_upstream_failure_becomes_the_last_event(autojump_clock: object) -> None:
-    feed = Feed()
-    async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
-        r = await relay(feed, resources)
-        nursery.start_soon(r.client)
-        await feed.send.send(event(1) + b'data: {"half')  # a torn event is never sent
-        await feed.send.send(httpx.ReadError("connection reset"))
+    torn = event(1) + b'data: {"half'  # the torn event is never sent
+    r, _ = await relayed(torn, httpx.ReadError("connection reset"))
     *data, last = r.events()
     assert data == [event(0), event(1)]
     error = orjson.loads(last.removeprefix(b"data: "))["error"]
@@ -205,13 +218,8 @@ async def test_an_upstream_failure_becomes_the_last_event(autojump_clock: object
 
 
 async def test_an_upstream_error_event_is_relayed_and_reported(autojump_clock: object) -> None:
-    feed = Feed()
     upstream_error = b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n'
-    async with AsyncExitStack() as resources, trio.open_nursery() as nursery:
-        r = await relay(feed, resources)
-        nursery.start_soon(r.client)
-        async with feed.send:
-            await feed.send.send(upstream_error)
+    r, _ = await relayed(upstream_error)
     assert r.events() == [event(0), upstream_error]  # no second error event of our own
     assert len(r.errors) == 1 and isinstance(r.errors[0], UpstreamHTTPError)
 

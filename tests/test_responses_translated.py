@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import orjson
 import pytest
@@ -23,7 +24,7 @@ from minillm.core.config import Config, ConfigError
 from minillm.core.errors import openai_error_type, status_kind
 from test_cross_format import PIXEL, assert_two_images
 from test_usage import rows
-from upstream import DropAfter, FakeUpstream, Raw, Reply, Status
+from upstream import DropAfter, FakeUpstream, Raw, Reply, StallAfter, Status
 
 CLAUDE = "claude-sonnet-4-5"
 WEATHER: Any = {
@@ -46,6 +47,7 @@ async def gw(upstream: FakeUpstream, start_gateway, tmp_path: Path) -> str:  # t
         MINI_LLM_CONFIG=str(config),
         MINI_LLM_PROVIDER_VLLM_URL=f"{upstream.url}/v1",
         MINI_LLM_PROVIDER_VLLM_RESPONSES="0",
+        MINI_LLM_PROVIDER_VLLM_REASONING_MODELS="gpt-5*",
         MINI_LLM_DEFAULT_MAX_TOKENS="777",
         MINI_LLM_USAGE_DB=str(tmp_path / "u.db"),
     )
@@ -242,6 +244,50 @@ async def test_upstream_cut_mid_stream_ends_with_an_error_event(
     assert seen[0] == "response.created"  # the answer had started
 
 
+@pytest.mark.parametrize("model", [CLAUDE, "local:llama-3"])
+async def test_upstream_stream_without_its_finish_is_a_failure(
+    gw: str, upstream: FakeUpstream, tmp_path: Path, model: str
+) -> None:
+    if model == CLAUDE:  # no message_delta, no message_stop
+        upstream.push(anthropic_sse(*tool_use_events([("toolu_1", "get_weather", ['{"c'])])[:-2]))
+    else:  # no finish_reason, no [DONE]
+        chunk = {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "half"}, "finish_reason": None}],
+        }
+        upstream.push(Raw(200, b"data: " + orjson.dumps(chunk) + b"\n\n", "text/event-stream"))
+    seen: list[str] = []
+    with pytest.raises(openai.APIError, match="ended before it finished"):
+        async with oai(gw).responses.stream(model=model, input="x") as stream:
+            async for event in stream:
+                seen.append(event.type)
+    assert seen[0] == "response.created" and "response.completed" not in seen
+    assert [r["status"] for r in await rows(tmp_path / "u.db", 1)] == [502]
+
+
+async def test_gateway_stream_errors_are_numbered_in_sequence(
+    upstream: FakeUpstream,
+    start_gateway,  # type: ignore[no-untyped-def]
+) -> None:
+    env = gateway_env(
+        upstream.url,
+        MINI_LLM_PROVIDER_VLLM_URL=f"{upstream.url}/v1",
+        MINI_LLM_PROVIDER_VLLM_RESPONSES="0",
+        MINI_LLM_STREAM_IDLE_TIMEOUT="0.5",
+    )
+    gw = await start_gateway(env)
+    upstream.push(StallAfter(3))
+    body = {"model": "vllm:llama-3", "input": "x", "stream": True}
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(f"{gw}/v1/responses", json=body)
+    events = [orjson.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+    assert [e["type"] for e in events][-2:] == ["error", "response.failed"]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+
+
 async def test_translated_calls_are_counted(
     gw: str, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
@@ -339,6 +385,20 @@ async def test_chat_only_provider(gw: str, upstream: FakeUpstream, provider: str
     assert final.output_text == "echo: stream"
     assert final.usage is not None and final.usage.input_tokens == 10
     assert upstream.requests[-1].json["stream_options"] == {"include_usage": True}
+
+
+async def test_reasoning_model_of_a_chat_only_provider(gw: str, upstream: FakeUpstream) -> None:
+    response = await oai(gw).responses.create(
+        model="vllm:gpt-5.1", input="think", max_output_tokens=500, temperature=0.3,
+        reasoning={"effort": "low"},
+    )  # fmt: skip
+    assert response.output_text == "echo: think"
+    body = upstream.requests[-1].json
+    keys = ("max_tokens", "max_completion_tokens", "temperature", "reasoning_effort")
+    assert {k: body[k] for k in keys if k in body} == {
+        "max_completion_tokens": 500,
+        "reasoning_effort": "low",
+    }
 
 
 async def test_tool_call_from_chat_only_provider(gw: str, upstream: FakeUpstream) -> None:

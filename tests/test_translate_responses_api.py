@@ -61,6 +61,21 @@ def test_plain_request() -> None:
     }
 
 
+def test_reasoning_model() -> None:
+    body = {
+        "model": "m", "input": "hi", "max_output_tokens": 50, "temperature": 0.5,
+        "top_p": 0.9, "reasoning": {"effort": "low", "summary": "auto"},
+    }  # fmt: skip
+    sent = responses_to_chat_request(body, model="up", reasoning=True).chat
+    assert sent == {
+        "model": "up",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_completion_tokens": 50,
+        "reasoning_effort": "low",
+    }
+    assert "reasoning_effort" not in chat(body)  # not a reasoning model: dropped
+
+
 CODEX_TOOLS: list[dict[str, Any]] = [
     {
         "type": "function", "name": "shell_command", "description": "Runs a shell command.",

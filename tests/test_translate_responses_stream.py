@@ -286,6 +286,35 @@ def test_stream_upstream_error_chunk_fails_the_response() -> None:
         sdk_stream(data)
 
 
+def test_stream_cut_short_fails_the_response() -> None:
+    t = ChatToResponsesStream(PLAN)
+    data = run(t, [openai_sse(CHUNKS[:5], done=False)])  # no finish_reason, no [DONE]
+    kinds = [e["type"] for e in decoded(data)]
+    assert kinds[-2:] == ["error", "response.failed"] and "response.completed" not in kinds
+    assert isinstance(t.error, UpstreamProtocolError)
+    with pytest.raises(openai.APIError, match="ended before it finished"):
+        sdk_stream(data)
+
+
+def test_stream_cut_short_through_the_chain() -> None:
+    cut = ANTHROPIC_STREAM[: ANTHROPIC_STREAM.index(b"event: message_delta")]
+    t = ChainedStream(
+        AnthropicToOpenAIStream(model="m", include_usage=True), ChatToResponsesStream(PLAN)
+    )
+    data = run(t, [cut])
+    assert [e["type"] for e in decoded(data)][-2:] == ["error", "response.failed"]
+    assert isinstance(t.error, UpstreamProtocolError)
+
+
+def test_fail_numbers_the_error_after_the_stream() -> None:
+    t = ChatToResponsesStream(PLAN)
+    data = t.feed(openai_sse(CHUNKS[:3], done=False))
+    data += t.fail(Overloaded("Shutting down"))
+    kinds = [e["type"] for e in decoded(data)]  # decoded checks sequence_number == position
+    assert kinds[-2:] == ["error", "response.failed"] and t.error is not None
+    assert t.feed(STREAM) == b"" and t.close() == b""
+
+
 @pytest.mark.parametrize("upstream", [b"", b"data: [DONE]\n\n", openai_sse([chunk(None)])])
 def test_stream_that_never_started_is_an_error(upstream: bytes) -> None:
     data = translate([upstream])
@@ -310,6 +339,7 @@ def test_stream_odd_but_valid_upstreams() -> None:
         chunk({"tool_calls": [{"id": "c1", "function": {"name": "wx", "arguments": {"a": 1}}}]}),
         chunk({"tool_calls": [{"id": "c2", "function": {"name": "wx"}}]}),  # no index, no args
         chunk({"content": "after"}),
+        chunk({}, "stop"),  # and no [DONE]: finished all the same
     ], done=False)  # fmt: skip
     _, final = sdk_stream(translate([upstream]))  # ended by close(), not [DONE]
     assert [(o.type, getattr(o, "arguments", None)) for o in final.output] == [

@@ -331,13 +331,23 @@ def test_a2o_upstream_error_event_ends_stream() -> None:
         openai_iter(out)
 
 
-def test_a2o_truncated_upstream_gets_closing_chunks() -> None:
-    _t, out = a2o([anthropic_sse(ANTHROPIC_EVENTS[:9])])
+def test_a2o_truncated_upstream_is_an_error() -> None:
+    t, out = a2o([anthropic_sse(ANTHROPIC_EVENTS[:9])])
     got = events(out)
-    assert got[-1] == (None, "[DONE]")
-    assert got[-2][1]["choices"] == []
-    assert got[-3][1]["choices"][0]["finish_reason"] == "stop"
-    assert openai_final(out).choices[0].message.content == "Hello, wörld 😀"
+    assert got[-1][1]["error"]["message"] == "Provider stream ended before it finished"
+    assert all(e[1] == "[DONE]" or e[1].get("choices", [{}])[0].get("finish_reason") is None
+               for e in got[:-1])  # fmt: skip
+    assert isinstance(t.error, UpstreamProtocolError)
+    with pytest.raises(openai.APIError, match="ended before it finished"):
+        openai_iter(out)
+
+
+def test_a2o_stop_reason_without_message_stop_is_complete() -> None:
+    t, out = a2o([anthropic_sse(ANTHROPIC_EVENTS[:-1])])
+    got = events(out)
+    assert got[-1] == (None, "[DONE]") and got[-2][1]["choices"] == []
+    assert got[-3][1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert t.error is None
 
 
 def test_a2o_empty_upstream_is_an_error() -> None:
@@ -407,15 +417,10 @@ def test_o2a_event_sequence() -> None:
             "index": 1,
             "content_block": {"type": "tool_use", "id": "call_a", "name": "wx", "input": {}},
         },
-        {
+        {  # the fragments, held until the block stops and checked whole
             "type": "content_block_delta",
             "index": 1,
-            "delta": {"type": "input_json_delta", "partial_json": '{"city":'},
-        },
-        {
-            "type": "content_block_delta",
-            "index": 1,
-            "delta": {"type": "input_json_delta", "partial_json": '"Oslo"}'},
+            "delta": {"type": "input_json_delta", "partial_json": '{"city":"Oslo"}'},
         },
         {"type": "content_block_stop", "index": 1},
         {
@@ -451,8 +456,41 @@ def test_o2a_accepted_by_anthropic_sdk() -> None:
     assert final.usage.cache_read_input_tokens == 10
 
 
-def test_o2a_text_only_without_done_or_finish() -> None:
-    _t, out = o2a([openai_sse(OPENAI_CHUNKS[:3], done=False)])
+def test_o2a_invalid_tool_arguments_become_raw() -> None:
+    chunks = [_chunk(_call(0, '{"city": "Os', "call_a", "wx")), _chunk(_call(0, "lo")),
+              _chunk({}, "tool_calls")]  # fmt: skip
+    _t, out = o2a([openai_sse(chunks)])
+    deltas = [d["delta"] for name, d in events(out) if name == "content_block_delta"]
+    assert deltas == [
+        {"type": "input_json_delta", "partial_json": '{"_raw":"{\\"city\\": \\"Oslo"}'}
+    ]
+    block = anthropic_final(out).content[0]
+    assert block.input == {"_raw": '{"city": "Oslo'}  # as the non-streaming reply has it
+
+
+def test_o2a_tool_arguments_are_bounded() -> None:
+    part = "x" * 65536
+    chunks = [_chunk(_call(0, part, "call_a", "wx")), *[_chunk(_call(0, part))] * 16]
+    with pytest.raises(UpstreamProtocolError, match="over 1 MiB"):
+        o2a([openai_sse(chunks)])
+
+
+def test_o2a_without_done_or_finish_is_an_error() -> None:
+    t, out = o2a([openai_sse(OPENAI_CHUNKS[:3], done=False)])
+    got = events(out)
+    assert [name for name, _ in got] == [
+        "message_start", "content_block_start", "content_block_delta", "content_block_delta",
+        "error",
+    ]  # fmt: skip
+    assert got[-1][1]["error"]["message"] == "Provider stream ended before it finished"
+    assert isinstance(t.error, UpstreamProtocolError)
+    with pytest.raises(anthropic.APIStatusError, match="ended before it finished"):
+        anthropic_final(out)
+
+
+def test_o2a_finish_without_done_is_complete() -> None:
+    t, out = o2a([openai_sse([*OPENAI_CHUNKS[:3], _chunk({}, "stop")], done=False)])
+    assert t.error is None
     got = [data for _, data in events(out)]
     assert [d["type"] for d in got] == [
         "message_start",

@@ -16,7 +16,7 @@ Sans-I/O.  The client's API and the provider's decide one of three ways:
 
 Which crossing a call takes is its dialect's choice (:mod:`minillm.core.dialects`).
 The crossings raise :class:`~minillm.core.errors.BadRequest` for what cannot
-cross (from the translators).
+cross (from the translators, or JSON nested too deeply to serialise).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any, Literal
 import orjson
 
 from minillm.core.config import ProviderConfig
+from minillm.core.errors import BadRequest
 from minillm.core.translate import (
     AnthropicToOpenAIStream,
     ChainedStream,
@@ -72,6 +73,12 @@ class Call:
     body: dict[str, Any]
     headers: Mapping[str, str]
 
+    def __post_init__(self) -> None:
+        # every API's ``stream`` is a boolean; a truthy string would stream upstream
+        # while the gateway expects JSON
+        if not isinstance(self.body.get("stream"), bool | None):
+            raise BadRequest("'stream' must be a boolean")
+
     @property
     def stream(self) -> bool:
         return self.operation in ("chat", "responses") and self.body.get("stream") is True
@@ -96,6 +103,14 @@ Crossing = Callable[[Call, ProviderConfig, str, int], Exchange]
 """``(call, provider, model asked of it, default max_tokens)`` -> the call for that provider."""
 
 
+def _encode(body: Json) -> bytes:
+    """The provider's request body; JSON deeper than orjson writes (~255 levels) is a 400."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise BadRequest("Request JSON is nested too deeply") from None
+
+
 def same_api(call: Call, provider: ProviderConfig, model: str, default_max_tokens: int) -> Exchange:
     """The body as it is with ``model``; the answer untouched."""
     body = {**call.body, "model": model}
@@ -106,8 +121,9 @@ def same_api(call: Call, provider: ProviderConfig, model: str, default_max_token
         options = asked if isinstance(asked, dict) else {}
         drop_usage = options.get("include_usage") is not True
         body["stream_options"] = {**options, "include_usage": True}
-    stream = partial(PassthroughStream, drop_usage_chunk=drop_usage)
-    return Exchange(call.operation, orjson.dumps(body), None, stream)
+    fmt = None if call.client_format == "responses" else call.client_format
+    stream = partial(PassthroughStream, drop_usage_chunk=drop_usage, fmt=fmt)
+    return Exchange(call.operation, _encode(body), None, stream)
 
 
 def chat_via_messages(
@@ -121,7 +137,7 @@ def chat_via_messages(
     )
     asked = str(call.body.get("model"))  # the client sees the name it asked for
     stream = partial(AnthropicToOpenAIStream, model=asked, include_usage=include_usage)
-    return Exchange("chat", orjson.dumps(body), anthropic_to_openai_response, stream)
+    return Exchange("chat", _encode(body), anthropic_to_openai_response, stream)
 
 
 def messages_via_chat(
@@ -132,17 +148,17 @@ def messages_via_chat(
         call.body, model=model, reasoning=provider.is_reasoning(model)
     )
     stream = partial(OpenAIToAnthropicStream, model=str(call.body.get("model")))
-    return Exchange("chat", orjson.dumps(body), openai_to_anthropic_response, stream)
+    return Exchange("chat", _encode(body), openai_to_anthropic_response, stream)
 
 
 def responses_via_chat(
     call: Call, provider: ProviderConfig, model: str, default_max_tokens: int
 ) -> Exchange:
     """A Responses call to an OpenAI-compatible provider without the Responses API."""
-    plan = responses_to_chat_request(call.body, model=model)
+    plan = responses_to_chat_request(call.body, model=model, reasoning=provider.is_reasoning(model))
     reply = partial(chat_to_responses_response, plan=plan)
     stream = partial(ChatToResponsesStream, plan)
-    return Exchange("chat", orjson.dumps(plan.chat), reply, stream, plan.dropped_tools)
+    return Exchange("chat", _encode(plan.chat), reply, stream, plan.dropped_tools)
 
 
 def responses_via_messages(
@@ -155,7 +171,7 @@ def responses_via_messages(
     )
     reply = partial(_anthropic_to_responses, plan=plan)
     stream = partial(_anthropic_to_responses_stream, plan)
-    return Exchange("chat", orjson.dumps(body), reply, stream, plan.dropped_tools)
+    return Exchange("chat", _encode(body), reply, stream, plan.dropped_tools)
 
 
 def _anthropic_to_responses(body: Json, plan: ResponsesPlan) -> Json:

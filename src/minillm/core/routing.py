@@ -56,6 +56,8 @@ def resolve_alias(
     if name in aliases:
         return aliases[name]
     prefix, sep, rest = name.partition(":")
+    if sep and not rest and prefix.lower() in providers:
+        raise BadRequest(f"'model' has no model name after '{prefix}:'")
     if sep and rest and prefix.lower() in providers:
         return (Target(prefix.lower(), rest),)
     default = "anthropic" if "claude" in name.lower() else "openai"

@@ -118,9 +118,8 @@ async def attempt(
 
 
 def client_body(crossing: Exchange, provider: HTTPProvider, body: bytes) -> bytes:
-    """The provider's success body, in the client's format."""
-    if crossing.reply is None:
-        return body
+    """The provider's success body, in the client's format (checked to be a JSON
+    object even when it goes back as it is)."""
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -128,6 +127,8 @@ def client_body(crossing: Exchange, provider: HTTPProvider, body: bytes) -> byte
     if not isinstance(parsed, dict):
         log.warning("provider %s answered a body that is not a JSON object", provider.name)
         raise UpstreamProtocolError()
+    if crossing.reply is None:
+        return body
     return orjson.dumps(crossing.reply(parsed))
 
 

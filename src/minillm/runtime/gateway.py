@@ -30,6 +30,7 @@ from minillm.core.errors import (
     Overloaded,
     ProviderNotConfigured,
     UpstreamHTTPError,
+    UpstreamProtocolError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -65,8 +66,9 @@ class Gateway:
 
     ``on_attempt(provider, outcome)`` is told of every upstream attempt;
     ``outcome`` is ``ok``, ``unavailable``, ``timeout``, ``http_<status>``,
-    ``skipped_breaker``, ``skipped_keys`` or ``skipped_busy``.  ``health`` makes each
-    provider's :class:`ProviderHealth` (in this process by default).
+    ``bad_answer`` (malformed), ``skipped_breaker``, ``skipped_keys`` or
+    ``skipped_busy``.  ``health`` makes each provider's :class:`ProviderHealth`
+    (in this process by default).
     """
 
     def __init__(
@@ -204,6 +206,11 @@ class Gateway:
                 reply = await attempt(
                     call, provider, target, key, config=self.config, resources=held
                 )
+            except UpstreamProtocolError as exc:
+                # it answered, if wrongly: retried like a 5xx, never a breaker failure
+                failure, error = Failure(exc.status), exc
+                await health.record_answer(key, exc.status, None)
+                self._on_attempt(provider.name, "bad_answer")
             except (UpstreamUnavailable, UpstreamTimeout) as exc:
                 failure, error = Failure(None), exc
                 await health.record_failure()

@@ -49,6 +49,7 @@ PREFIXES = ("", "/openai", "/anthropic")
 DROPPED_TOOLS_HEADER = "x-minillm-dropped-tools"
 _FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 _JSON = "application/json"
+_BODY_UNREAD = frozenset({PayloadTooLarge.status, ClientTimeout.status})
 
 
 def json_response(
@@ -139,15 +140,17 @@ def create_app(config: Config | None = None) -> QuartTrio:
 
     def endpoint(fmt: ClientAPI, operation: Operation) -> Callable[[], Awaitable[Response]]:
         async def view() -> Response:
-            body = await read_json(config)
             notes = notes_of(request.scope)
-            notes.note_model(body.get("model"))
-            await admission.check_model(notes.served.key, body.get("model"))
-            headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))}
-            headers["x-request-id"] = notes.request_id
-            reply = await serving.current().handle(
-                Call(fmt, operation, body, headers), notes.resources
-            )
+            with streams.waiting():  # a shutdown answers 503 rather than cutting the request
+                body = await read_json(config)
+                notes.note_model(body.get("model"))
+                await admission.check_model(notes.served.key, body.get("model"))
+                headers = {"x-request-id": notes.request_id} | {
+                    k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k))
+                }
+                reply = await serving.current().handle(
+                    Call(fmt, operation, body, headers), notes.resources
+                )
             notes.note_reply(reply)
             extra = {TARGET_HEADER: str(reply.target)}
             if reply.dropped_tools:
@@ -273,7 +276,10 @@ def error_response(exc: GatewayError) -> Response:
     notes = notes_of(request.scope)
     notes.note_error(rejection_reason(exc), exc.headers.get(TARGET_HEADER))
     body = dialect_of(request.path).render_error(exc, notes.request_id or None)
-    return json_response(body, exc.status, dict(exc.headers))
+    headers = dict(exc.headers)
+    if exc.status in _BODY_UNREAD and request.http_version.startswith("1"):
+        headers["connection"] = "close"  # the server closes it: the client must not reuse it
+    return json_response(body, exc.status, headers)
 
 
 def models_body(entries: Sequence[tuple[str, list[str]]], *, anthropic: bool) -> bytes:

@@ -22,10 +22,10 @@ upstream reads (backpressure) and memory per stream stays bounded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import aclosing
+from collections.abc import Callable, Iterator
+from contextlib import aclosing, contextmanager
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 import trio
 from quart.wrappers.response import ResponseBody
@@ -46,23 +46,55 @@ class StreamStalled(UpstreamTimeout):
     default_message = "Provider stream stalled"
 
 
-class StreamRegistry:
-    """The streams one app is relaying, so that a shutdown can end them cleanly."""
+class _Endable(Protocol):
+    def end(self, reason: GatewayError) -> None: ...
+
+
+class _Waiting:
+    """A request whose answer has not started: ending it cancels what it waits for."""
 
     def __init__(self) -> None:
-        self._relays: set[RelayBody] = set()
+        self.scope = trio.CancelScope()
+        self.reason = GatewayError()
+
+    def end(self, reason: GatewayError) -> None:
+        self.reason = reason
+        self.scope.cancel()
+
+
+class StreamRegistry:
+    """The streams one app is relaying, and the requests still waiting for their
+    answer, so that a shutdown can end them cleanly."""
+
+    def __init__(self) -> None:
+        self._relays: set[_Endable] = set()
 
     def __len__(self) -> int:
         return len(self._relays)
 
-    def add(self, relay: RelayBody) -> None:
+    def add(self, relay: _Endable) -> None:
         self._relays.add(relay)
 
-    def discard(self, relay: RelayBody) -> None:
+    def discard(self, relay: _Endable) -> None:
         self._relays.discard(relay)
 
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Run the block (a request until its answer starts); when :meth:`end_all`
+        ends it first, raise the reason instead (answered as an error)."""
+        waiting = _Waiting()
+        self.add(waiting)
+        try:
+            with waiting.scope:
+                yield
+        finally:
+            self.discard(waiting)
+        if waiting.scope.cancelled_caught:
+            raise waiting.reason
+
     def end_all(self, reason: GatewayError) -> None:
-        """End every stream with an error event (a parseable end, not a cut connection)."""
+        """End every stream with an error event (a parseable end, not a cut connection)
+        and every waiting request with an error answer."""
         for relay in list(self._relays):
             relay.end(reason)
 
@@ -83,7 +115,8 @@ class RelayBody(ResponseBody):
         self._chunks = reply.chunks
         self._first = reply.first
         self._translator = reply.translator
-        self._stream_error = dialect.stream_error
+        # a translator that numbers its events (Responses) ends the stream itself
+        self._stream_error = getattr(reply.translator, "fail", dialect.stream_error)
         self._provider = reply.target.provider
         self._idle = idle_timeout
         self._send, self._recv = trio.open_memory_channel[bytes](CHANNEL_SIZE)

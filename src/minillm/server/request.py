@@ -108,13 +108,16 @@ class RequestNotes:
             self.stream = reply.translator
 
     def note_error(self, rejection: str | None, target: str | None) -> None:
-        """An error answer: why it was refused (the first reason wins) and which target failed."""
-        served = self.served
-        self.served = replace(
-            served,
-            rejection=served.rejection if served.rejection is not None else rejection,
-            target=served.target if target is None else target,
+        """An error answer: why it was refused (the first reason wins) and which target
+        (``provider:model``) gave it."""
+        served = replace(
+            self.served,
+            rejection=self.served.rejection if self.served.rejection is not None else rejection,
         )
+        if target is not None:
+            provider, _, model = target.partition(":")
+            served = replace(served, target=target, provider=provider, model_served=model)
+        self.served = served
 
     def note_stream_error(self, exc: GatewayError) -> None:
         """The stream (sent as 200) ended with ``exc`` as its error event: it failed."""

@@ -124,9 +124,9 @@ def access_line(rec: RequestRecord) -> None:
     access_log.info(
         "%s %s %s model=%s target=%s key=%s rid=%s %.1fms%s",
         rec.method,
-        rec.path,
+        _one_line(rec.path),
         rec.status or "-",
-        rec.served.model,
+        _one_line(rec.served.model),
         rec.served.target,
         key,
         rec.request_id,
@@ -134,3 +134,9 @@ def access_line(rec: RequestRecord) -> None:
         dropped,
         extra=fields,
     )
+
+
+def _one_line(text: str) -> str:
+    """``text`` from the client with its control characters escaped (``\\n``): a
+    text log line it cannot split or colour."""
+    return text if text.isprintable() else repr(text)[1:-1]

@@ -169,9 +169,10 @@ async def _watchdog(shutdown: trio.Event, patience: float, on_stuck: Callable[[]
 
 async def _end_streams_in_time(shutdown: trio.Event, streams: StreamRegistry, grace: float) -> None:
     """Just before the grace runs out, end the streams still running with an error
-    event, so their clients see a clean end rather than a cut connection."""
+    event and answer the requests still waiting for their upstream with a 503, so
+    their clients see a clean end rather than a cut connection."""
     await shutdown.wait()
     await trio.sleep(max(grace - 1.0, grace * 0.8))
     if streams:
-        log.info("ending %d streams still running at the end of the grace", len(streams))
+        log.info("ending %d requests still running at the end of the grace", len(streams))
         streams.end_all(Overloaded("The gateway is shutting down; retry the request"))

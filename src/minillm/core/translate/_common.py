@@ -103,6 +103,20 @@ def dumps_arguments(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
+def tool_input(arguments: object) -> dict[str, Any]:
+    """Tool ``input`` for OpenAI ``arguments``: the parsed JSON object; ``{}`` for
+    an empty or missing string; ``{"_raw": arguments}`` for anything else."""
+    if arguments is None or arguments == "":
+        return {}
+    if isinstance(arguments, dict):  # some servers send an object, not a string
+        return arguments
+    try:
+        parsed = orjson.loads(arguments) if isinstance(arguments, str) else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {"_raw": str(arguments)}
+
+
 def message_text(value: object) -> str:
     """Chat message text: a string, or a list of text parts joined (some servers)."""
     if isinstance(value, str):

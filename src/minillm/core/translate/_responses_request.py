@@ -23,9 +23,13 @@ _CALLS = ("function_call", "custom_tool_call")
 _OUTPUTS = ("function_call_output", "custom_tool_call_output")
 
 
-def responses_to_chat_request(body: dict[str, Any], *, model: str) -> ResponsesPlan:
+def responses_to_chat_request(
+    body: dict[str, Any], *, model: str, reasoning: bool = False
+) -> ResponsesPlan:
     """Translate Responses request ``body`` for target ``model``.
 
+    ``reasoning`` says the target is a reasoning model: it takes
+    ``max_completion_tokens`` and ``reasoning_effort``, and no sampling parameters.
     Raises :class:`~minillm.core.errors.BadRequest` naming the offending field.
     """
     if not isinstance(body, dict):
@@ -36,10 +40,12 @@ def responses_to_chat_request(body: dict[str, Any], *, model: str) -> ResponsesP
     if (limit := body.get("max_output_tokens")) is not None:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise bad("max_output_tokens", "must be a positive integer")
-        chat["max_tokens"] = limit
+        chat["max_completion_tokens" if reasoning else "max_tokens"] = limit
     for key in ("temperature", "top_p"):
-        if (value := body.get(key)) is not None:
+        if (value := body.get(key)) is not None and not reasoning:
             chat[key] = value
+    if reasoning and (effort := _effort(body.get("reasoning"))) is not None:
+        chat["reasoning_effort"] = effort
     if body.get("top_logprobs"):
         raise bad("top_logprobs", "not supported by this model's provider")
     if (fmt := _response_format(body.get("text"))) is not None:
@@ -70,6 +76,12 @@ def _check_stateless(body: dict[str, Any]) -> None:
             raise bad(key, "needs stored responses, which this gateway does not keep")
     if body.get("background"):
         raise bad("background", "background responses are not supported by this gateway")
+
+
+def _effort(reasoning: object) -> str | None:
+    """``reasoning.effort``, passed on as ``reasoning_effort`` to a reasoning model."""
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    return effort if isinstance(effort, str) else None
 
 
 def _response_format(text: object) -> dict[str, Any] | None:

@@ -19,15 +19,19 @@ checks:
    whole item) when one of the other kind starts: text closes the open tool
    calls, a tool call closes the message.  Parallel tool calls stay open
    together, so their fragments may interleave;
-5. at ``[DONE]`` or :meth:`~ChatToResponsesStream.close` (never at
-   ``finish_reason``: usage comes in a trailing chunk), the open items end and
-   ``response.completed`` (or ``response.incomplete`` for finish reason
-   ``length`` / ``content_filter``) carries the whole response with usage.
+5. at ``[DONE]``, or at :meth:`~ChatToResponsesStream.close` after a
+   ``finish_reason`` (never at ``finish_reason``: usage comes in a trailing
+   chunk), the open items end and ``response.completed`` (or
+   ``response.incomplete`` for finish reason ``length`` / ``content_filter``)
+   carries the whole response with usage.
 
 An upstream ``{"error": ...}`` chunk becomes :func:`responses_stream_error`,
 then ``response.failed`` when the response had started, and ends the stream;
-so does a stream that ends before any chunk.  Malformed upstream data, and
-argument fragments of a tool call that already ended, raise
+so does a stream that ends before any chunk, or with neither a
+``finish_reason`` nor ``[DONE]`` (cut short), and so does
+:meth:`~ChatToResponsesStream.fail`, with which the gateway ends the stream
+with its own errors (numbered after the stream's events).  Malformed upstream
+data, and argument fragments of a tool call that already ended, raise
 :class:`~minillm.core.errors.UpstreamProtocolError` from
 :meth:`~ChatToResponsesStream.feed`.  Only ``choices[0]`` is read.
 """
@@ -40,12 +44,7 @@ from typing import Any
 
 import orjson
 
-from minillm.core.errors import (
-    GatewayError,
-    UpstreamHTTPError,
-    UpstreamProtocolError,
-    openai_error_type,
-)
+from minillm.core.errors import GatewayError, UpstreamProtocolError, openai_error_type
 from minillm.core.translate._chunk_reader import ChatChunkReader
 from minillm.core.translate._common import count, dumps_arguments
 from minillm.core.translate._responses_common import (
@@ -58,6 +57,7 @@ from minillm.core.translate._responses_common import (
     responses_usage,
     text_part,
 )
+from minillm.core.translate._stream_out import stream_cut
 from minillm.core.translate.streams import StreamTranslator
 from minillm.core.translate.upstream_errors import stream_upstream_error
 
@@ -119,16 +119,18 @@ class ChatToResponsesStream(ChatChunkReader):
         self._message: _Item | None = None  # the open message item
         self._calls: dict[int, _Item] = {}  # chat tool call index -> open call item
         self._ended_calls: set[int] = set()
-        self._finish: object = None
         self._usage: object = None
         self._done = False
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
-        self.error: UpstreamHTTPError | None = None
-        """The upstream error chunk that ended the stream, if any."""
+        self.error: GatewayError | None = None
+        """The error that ended the stream (the upstream's error chunk, or a cut), if any."""
 
     def _ended(self) -> bool:
         return self._done
+
+    def _started(self) -> bool:
+        return self._id is not None
 
     def _emit(self, kind: str, **fields: Any) -> bytes:
         self._seq += 1
@@ -136,8 +138,7 @@ class ChatToResponsesStream(ChatChunkReader):
 
     def _on_chunk(self, data: dict[str, Any]) -> bytes:
         if data.get("error"):
-            self.error = stream_upstream_error("openai", data)
-            return self._fail(self.error)
+            return self.fail(stream_upstream_error("openai", data))
         out: list[bytes] = []
         if isinstance(usage := data.get("usage"), dict):
             self._usage = usage
@@ -275,7 +276,7 @@ class ChatToResponsesStream(ChatChunkReader):
 
     def _end(self) -> bytes:
         if self._id is None:
-            return self._fail(UpstreamProtocolError("Provider stream ended before it started"))
+            return self.fail(stream_cut(started=False))
         out = self._end_message() + self._end_calls()
         self._done = True
         finish = self._finish or "stop"
@@ -283,8 +284,10 @@ class ChatToResponsesStream(ChatChunkReader):
         kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
         return out + self._emit(kind, response=response)
 
-    def _fail(self, exc: GatewayError) -> bytes:
+    def fail(self, exc: GatewayError) -> bytes:
+        """End the stream with ``exc``: ``error``, then ``response.failed`` once it started."""
         self._done = True
+        self.error = exc
         out = responses_stream_error(exc, self._seq)
         self._seq += 1
         if self._id is None:
@@ -302,13 +305,13 @@ class ChainedStream:
     Token counts are ``first``'s: it reads the provider's own usage.
     """
 
-    def __init__(self, first: StreamTranslator, second: StreamTranslator) -> None:
+    def __init__(self, first: StreamTranslator, second: ChatToResponsesStream) -> None:
         self._first = first
         self._second = second
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
-        self.error: UpstreamHTTPError | None = None
-        """The upstream's error event, as either translator saw it."""
+        self.error: GatewayError | None = None
+        """The error that ended the stream, as either translator saw it."""
 
     def feed(self, chunk: bytes) -> bytes:
         """Translate upstream bytes (any chunking); may return ``b""``."""
@@ -319,6 +322,12 @@ class ChainedStream:
     def close(self) -> bytes:
         """The upstream ended: what both translators still owe, once."""
         out = self._second.feed(self._first.close()) + self._second.close()
+        self._count()
+        return out
+
+    def fail(self, exc: GatewayError) -> bytes:
+        """End the stream with ``exc``, numbered after what ``second`` sent."""
+        out = self._second.fail(exc)
         self._count()
         return out
 

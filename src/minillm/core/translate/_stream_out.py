@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from minillm.core.errors import GatewayError, WireFormat, error_body
+from minillm.core.errors import GatewayError, UpstreamProtocolError, WireFormat, error_body
 from minillm.core.sse import encode_event
 
 DONE = b"data: [DONE]\n\n"
@@ -21,6 +21,13 @@ def anthropic_event(obj: dict[str, Any]) -> bytes:
     """An Anthropic stream event, named after its ``type`` (the SDK skips unnamed events)."""
     name: str = obj["type"]
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+
+
+def stream_cut(*, started: bool) -> UpstreamProtocolError:
+    """The error for an upstream stream that ended before its finish (or before any event)."""
+    return UpstreamProtocolError(
+        f"Provider stream ended before it {'finished' if started else 'started'}"
+    )
 
 
 def stream_error(fmt: WireFormat, exc: GatewayError) -> bytes:

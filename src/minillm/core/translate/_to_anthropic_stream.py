@@ -6,21 +6,27 @@ Events, each named after its ``type``:
    ``model``, empty content, usage from that chunk or zeros);
 2. ``delta.content`` (or ``refusal``) -> a ``text`` block; each distinct
    ``tool_calls[].index`` -> a ``tool_use`` block whose ``id`` and ``name`` come
-   from its first delta, ``arguments`` fragments -> ``input_json_delta``.  One
+   from its first delta.  Its ``arguments`` fragments are held (up to 1 MiB)
+   and sent as one ``input_json_delta`` when the block stops: the JSON object
+   they make, or ``{"_raw": "<arguments>"}`` when they make none, as in the
+   non-streaming reply (the anthropic SDK parses the whole input).  One
    block is open at a time: it is stopped before the next one starts, and
    indexes count up from 0;
-3. at the end (``[DONE]`` or :meth:`close`, never at ``finish_reason``, since
-   OpenAI sends usage in a trailing ``choices: []`` chunk): the open block's
-   ``content_block_stop``, ``message_delta`` (mapped ``stop_reason``, ``end_turn``
-   when the upstream never sent one; ``usage`` with ``output_tokens`` and the
-   final input counts) and ``message_stop``.
+3. at the end (``[DONE]``, or :meth:`close` after a ``finish_reason``; never at
+   ``finish_reason``, since OpenAI sends usage in a trailing ``choices: []``
+   chunk): the open block's ``content_block_stop``, ``message_delta`` (mapped
+   ``stop_reason``, ``end_turn`` when the upstream sent ``[DONE]`` but no
+   reason; ``usage`` with ``output_tokens`` and the final input counts) and
+   ``message_stop``.
 
 An upstream ``{"error": ...}`` chunk becomes :func:`stream_error` and ends the
-stream; a stream that ends before any chunk gives an error too.  Malformed
+stream; so does a stream that ends before any chunk, or with neither a
+``finish_reason`` nor ``[DONE]`` (cut short: the client must not take it for a
+whole answer).  Either error is kept as ``.error``.  Malformed
 upstream data raises :class:`~minillm.core.errors.UpstreamProtocolError` from
 :meth:`feed`.  Limits: only ``choices[0]`` is read; argument fragments of a
 tool call that resume after another block started go to the (already stopped)
-block of that call; ``reasoning_content`` is dropped.
+block of that call, as they come; ``reasoning_content`` is dropped.
 """
 
 from __future__ import annotations
@@ -30,18 +36,21 @@ from typing import Any
 
 import orjson
 
-from minillm.core.errors import UpstreamHTTPError, UpstreamProtocolError
+from minillm.core.errors import GatewayError, UpstreamProtocolError
 from minillm.core.translate._chunk_reader import ChatChunkReader
 from minillm.core.translate._common import (
     anthropic_id,
     anthropic_usage,
     dumps_arguments,
     stop_reason,
+    tool_input,
 )
-from minillm.core.translate._stream_out import anthropic_event, stream_error
+from minillm.core.translate._stream_out import anthropic_event, stream_cut, stream_error
 from minillm.core.translate.upstream_errors import stream_upstream_error
 
 __all__ = ["OpenAIToAnthropicStream"]
+
+MAX_ARGUMENTS = 1 << 20  # characters of one tool call's arguments held back
 
 
 class _S(enum.Enum):
@@ -70,16 +79,26 @@ class OpenAIToAnthropicStream(ChatChunkReader):
         self._state = _S.START
         self._index = -1  # Anthropic index of the last block started
         self._tools: dict[int, int] = {}  # OpenAI tool call index -> Anthropic block index
-        self._finish: object = None
+        self._args: list[str] = []  # the open tool block's argument fragments
+        self._args_size = 0
         self._usage: dict[str, Any] | None = None  # the last OpenAI usage seen
         self.input_tokens: int | None = None
         """Prompt tokens, cached ones included."""
         self.output_tokens: int | None = None
-        self.error: UpstreamHTTPError | None = None
-        """The upstream error chunk that ended the stream, if any."""
+        self.error: GatewayError | None = None
+        """The error that ended the stream (the upstream's error chunk, or a cut), if any."""
 
     def _ended(self) -> bool:
         return self._state is _S.END
+
+    def _started(self) -> bool:
+        return self._state is not _S.START
+
+    def fail(self, exc: GatewayError) -> bytes:
+        """End the stream with ``exc`` as its ``error`` event."""
+        self._state = _S.END
+        self.error = exc
+        return stream_error("anthropic", exc)
 
     def _to(self, state: _S) -> None:
         if state not in _NEXT[self._state]:
@@ -88,9 +107,7 @@ class OpenAIToAnthropicStream(ChatChunkReader):
 
     def _on_chunk(self, data: dict[str, Any]) -> bytes:
         if data.get("error"):
-            self._to(_S.END)
-            self.error = stream_upstream_error("openai", data)
-            return stream_error("anthropic", self.error)
+            return self.fail(stream_upstream_error("openai", data))
         out: list[bytes] = []
         if isinstance(usage := data.get("usage"), dict):
             self._usage = usage
@@ -148,9 +165,14 @@ class OpenAIToAnthropicStream(ChatChunkReader):
         args = fn.get("arguments")
         if isinstance(args, dict):  # some servers send an object, not a string
             args = dumps_arguments(args)
-        if args and isinstance(args, str):
-            delta = {"type": "input_json_delta", "partial_json": args}
-            out += self._delta(delta, self._tools[key])
+        if not args or not isinstance(args, str):
+            return out
+        if self._state is not _S.TOOL or self._tools[key] != self._index:  # a late fragment
+            return out + self._json_delta(args, self._tools[key])
+        self._args.append(args)
+        self._args_size += len(args)
+        if self._args_size > MAX_ARGUMENTS:
+            raise UpstreamProtocolError("Provider sent tool call arguments over 1 MiB")
         return out
 
     def _start_block(self, state: _S, block: dict[str, Any]) -> bytes:
@@ -164,17 +186,23 @@ class OpenAIToAnthropicStream(ChatChunkReader):
     def _stop_block(self) -> bytes:
         if self._state not in (_S.TEXT, _S.TOOL):
             return b""
+        out = b""
+        if self._args:  # the tool block's arguments, checked whole
+            arguments = "".join(self._args)
+            self._args, self._args_size = [], 0
+            out = self._json_delta(dumps_arguments(tool_input(arguments)), self._index)
         self._to(_S.MESSAGE)
-        return anthropic_event({"type": "content_block_stop", "index": self._index})
+        return out + anthropic_event({"type": "content_block_stop", "index": self._index})
+
+    def _json_delta(self, partial: str, index: int) -> bytes:
+        return self._delta({"type": "input_json_delta", "partial_json": partial}, index)
 
     def _delta(self, delta: dict[str, Any], index: int) -> bytes:
         return anthropic_event({"type": "content_block_delta", "index": index, "delta": delta})
 
     def _end(self) -> bytes:
         if self._state is _S.START:
-            self._to(_S.END)
-            exc = UpstreamProtocolError("Provider stream ended before it started")
-            return stream_error("anthropic", exc)
+            return self.fail(stream_cut(started=False))
         out = self._stop_block()
         self._to(_S.END)
         usage = anthropic_usage(self._usage) if self._usage else {"output_tokens": 0}

@@ -15,9 +15,11 @@ given ``model``:
 
 ``ping``, thinking / server-tool blocks, citations and signatures are dropped.
 An upstream ``error`` event becomes :func:`stream_error` and ends the stream
-(no ``[DONE]``).  If the upstream ends early, :meth:`close` sends the missing
-finish chunk (``stop``), usage and ``[DONE]``; if it ended before
-``message_start``, an error.  Malformed upstream data raises
+(no ``[DONE]``); so does an upstream that ends before ``message_start``, or
+before its finish (a ``message_delta`` with a ``stop_reason``, or
+``message_stop``): a cut-short answer must not look whole.  Either error is
+kept as ``.error``.  After a ``stop_reason`` without ``message_stop``,
+:meth:`close` sends the usage and ``[DONE]`` still owed.  Malformed upstream data raises
 :class:`~minillm.core.errors.UpstreamProtocolError` from :meth:`feed`.
 """
 
@@ -28,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from minillm.core.errors import UpstreamHTTPError, UpstreamProtocolError
+from minillm.core.errors import GatewayError, UpstreamProtocolError
 from minillm.core.sse import SSEDecoder, SSEEvent
 from minillm.core.translate._common import (
     dumps_arguments,
@@ -37,7 +39,7 @@ from minillm.core.translate._common import (
     openai_id,
     openai_usage,
 )
-from minillm.core.translate._stream_out import DONE, openai_data, stream_error
+from minillm.core.translate._stream_out import DONE, openai_data, stream_cut, stream_error
 from minillm.core.translate.upstream_errors import stream_upstream_error
 
 __all__ = ["AnthropicToOpenAIStream"]
@@ -55,6 +57,7 @@ class AnthropicToOpenAIStream:
         self._tools: dict[int, int] = {}  # Anthropic block index -> OpenAI tool call index
         self._no_args: set[int] = set()  # tool blocks that have sent no argument text yet
         self._finish: str | None = None  # set once the finish chunk was sent
+        self._stopped = False  # the upstream sent its stop_reason
         self._usage: dict[str, Any] = {}  # Anthropic usage, merged as it arrives
         self._done = False
         self._text_head: bytes | None = None  # a text chunk, split around its text
@@ -62,8 +65,8 @@ class AnthropicToOpenAIStream:
         self.input_tokens: int | None = None
         """Prompt tokens, cache reads and writes included."""
         self.output_tokens: int | None = None
-        self.error: UpstreamHTTPError | None = None
-        """The upstream error event that ended the stream, if any."""
+        self.error: GatewayError | None = None
+        """The error that ended the stream (the upstream's error event, or a cut), if any."""
 
     def feed(self, chunk: bytes) -> bytes:
         """Translate upstream bytes (any chunking); may return ``b""``."""
@@ -74,13 +77,18 @@ class AnthropicToOpenAIStream:
         if self._done:
             return b""
         out = self._on_events(self._decoder.close())
-        if not self._done:
-            self._done = True
-            if self._id is None:
-                exc = UpstreamProtocolError("Provider stream ended before it started")
-                return out + stream_error("openai", exc)
-            return out + self._finish_chunk("stop") + self._end()
-        return out
+        if self._done:
+            return out
+        if not self._stopped:
+            return out + self.fail(stream_cut(started=self._id is not None))
+        self._done = True
+        return out + self._end()
+
+    def fail(self, exc: GatewayError) -> bytes:
+        """End the stream with ``exc`` as its error chunk (no ``[DONE]``)."""
+        self._done = True
+        self.error = exc
+        return stream_error("openai", exc)
 
     def _on_events(self, events: list[SSEEvent]) -> bytes:
         out: list[bytes] = []
@@ -163,6 +171,7 @@ class AnthropicToOpenAIStream:
         self._add_usage(data.get("usage"))
         delta = data.get("delta")
         reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+        self._stopped = self._stopped or reason is not None
         return self._finish_chunk(finish_reason(reason))
 
     def _message_stop(self, data: dict[str, Any]) -> bytes:
@@ -170,9 +179,7 @@ class AnthropicToOpenAIStream:
         return self._finish_chunk("stop") + self._end()
 
     def _error(self, data: dict[str, Any]) -> bytes:
-        self._done = True
-        self.error = stream_upstream_error("anthropic", data)
-        return stream_error("openai", self.error)
+        return self.fail(stream_upstream_error("anthropic", data))
 
     def _finish_chunk(self, reason: str) -> bytes:
         if self._finish is not None:

@@ -9,6 +9,12 @@ with ``drop_usage_chunk`` the OpenAI usage-only chunk (``"choices": []``),
 which the gateway asked for on the client's behalf, is not forwarded.  An
 upstream error event (Anthropic ``event: error``, OpenAI ``data: {"error": ...}``)
 is forwarded as it is and kept as ``.error``.
+
+Given its API ``fmt``, the stream also checks that it finished: an Anthropic
+stream must carry ``message_stop``, an OpenAI one a ``finish_reason`` or
+``[DONE]`` (servers that omit ``[DONE]`` still finish).  One that did not was
+cut short, and :meth:`~PassthroughStream.close` appends an error event (kept
+as ``.error``) so that the client does not take it for a whole answer.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import re
 
 import orjson
 
-from minillm.core.errors import UpstreamHTTPError, UpstreamProtocolError
+from minillm.core.errors import GatewayError, UpstreamProtocolError, WireFormat
 from minillm.core.tokens import Tokens, tokens_from_usage
+from minillm.core.translate._stream_out import stream_cut, stream_error
 from minillm.core.translate.upstream_errors import stream_upstream_error
 
 __all__ = ["PassthroughStream"]
@@ -29,20 +36,33 @@ _DATA_LINE = re.compile(rb"^data:[ ]?(.*)$", re.MULTILINE)
 # A usage *object*: OpenAI sends ``"usage":null`` in every chunk once usage is asked for.
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
 _ERROR_EVENT = re.compile(rb'^(?:event:[ ]?error\s|data:[ ]?\{\s*"error"\s*:)', re.MULTILINE)
+# What shows that a stream finished (a quote inside a JSON string is escaped: no false match).
+_FINISHED: dict[WireFormat, re.Pattern[bytes]] = {
+    "anthropic": re.compile(rb"^event:[ ]?message_stop\s", re.MULTILINE),
+    "openai": re.compile(rb'"finish_reason"\s*:\s*"|^data:[ ]?\[DONE\]', re.MULTILINE),
+}
 
 
 class PassthroughStream:
     """A :class:`~minillm.core.translate.streams.StreamTranslator` that copies bytes."""
 
-    def __init__(self, max_pending: int = 1 << 20, *, drop_usage_chunk: bool = False) -> None:
+    def __init__(
+        self,
+        max_pending: int = 1 << 20,
+        *,
+        drop_usage_chunk: bool = False,
+        fmt: WireFormat | None = None,
+    ) -> None:
         self._pending = b""
+        self._fmt = fmt
+        self._finished = _FINISHED[fmt] if fmt is not None else None  # None once finished
         self._max_pending = max_pending
         self._drop_usage_chunk = drop_usage_chunk
         self.tokens = Tokens()
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
-        self.error: UpstreamHTTPError | None = None
-        """The upstream error event the stream carried, if any."""
+        self.error: GatewayError | None = None
+        """The upstream error event the stream carried, or the cut, if any."""
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._pending + chunk if self._pending else chunk
@@ -60,14 +80,19 @@ class PassthroughStream:
         return self._inspect(data[:end])
 
     def close(self) -> bytes:
-        """Flush a final event the upstream did not terminate with a blank line."""
+        """Flush a final event the upstream did not terminate with a blank line;
+        end a stream that was cut short with an error event."""
         tail, self._pending = self._pending, b""
-        if not tail.strip():
-            return b""
-        return self._inspect(tail + b"\n\n")
+        out = self._inspect(tail + b"\n\n") if tail.strip() else b""
+        if self._fmt is None or self._finished is None or self.error is not None:
+            return out
+        self.error = stream_cut(started=True)
+        return out + stream_error(self._fmt, self.error)
 
     def _inspect(self, out: bytes) -> bytes:
-        """Whole events on their way out: note an error event, record (maybe drop) usage."""
+        """Whole events on their way out: note an error event and the finish, record usage."""
+        if self._finished is not None and self._finished.search(out):
+            self._finished = None
         if b"error" in out and (found := _ERROR_EVENT.search(out)) and self.error is None:
             payload = _payload(out[found.start() :])
             anthropic = isinstance(payload, dict) and payload.get("type") == "error"

@@ -32,8 +32,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
 from minillm.core.errors import UpstreamProtocolError
 from minillm.core.translate._common import (
     anthropic_id,
@@ -44,6 +42,7 @@ from minillm.core.translate._common import (
     openai_id,
     openai_usage,
     stop_reason,
+    tool_input,
 )
 
 __all__ = ["anthropic_to_openai_response", "openai_to_anthropic_response"]
@@ -111,7 +110,7 @@ def openai_to_anthropic_response(body: dict[str, Any]) -> dict[str, Any]:
             "type": "tool_use",
             "id": call.get("id") or f"toolu_{i}",
             "name": fn.get("name") or "",
-            "input": _tool_input(fn.get("arguments")),
+            "input": tool_input(fn.get("arguments")),
         })  # fmt: skip
     has_calls = any(block["type"] == "tool_use" for block in content)
     return {
@@ -124,17 +123,3 @@ def openai_to_anthropic_response(body: dict[str, Any]) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": anthropic_usage(body.get("usage")),
     }
-
-
-def _tool_input(arguments: object) -> dict[str, Any]:
-    """Tool ``input`` for OpenAI ``arguments``: the parsed JSON object; ``{}`` for
-    an empty or missing string; ``{"_raw": arguments}`` for anything else."""
-    if arguments is None or arguments == "":
-        return {}
-    if isinstance(arguments, dict):  # some servers send an object, not a string
-        return arguments
-    try:
-        parsed = orjson.loads(arguments) if isinstance(arguments, str) else None
-    except orjson.JSONDecodeError:
-        parsed = None
-    return parsed if isinstance(parsed, dict) else {"_raw": str(arguments)}

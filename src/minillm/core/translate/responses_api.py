@@ -38,13 +38,15 @@ Requests (:func:`responses_to_chat_request`)
     * ``tool_choice`` auto/none/required/function/custom, ``parallel_tool_calls``
       (both only when function tools remain); ``max_output_tokens`` ->
       ``max_tokens`` (absent: left to the target's default); ``temperature``,
-      ``top_p``; ``text.format`` json_schema / json_object -> ``response_format``;
+      ``top_p``; for a reasoning model ``max_completion_tokens`` instead, no
+      sampling parameters, and ``reasoning.effort`` -> ``reasoning_effort``;
+      ``text.format`` json_schema / json_object -> ``response_format``;
       ``stream`` -> ``stream`` with ``stream_options.include_usage``;
     * refused (400 naming the field): ``previous_response_id``,
       ``conversation``, ``prompt`` and ``item_reference`` items (they need
       stored responses), ``background: true``, ``top_logprobs``,
       ``allowed_tools`` tool choices, ``input_file`` parts;
-    * dropped as harmless: ``store``, ``include``, ``reasoning``,
+    * dropped as harmless: ``store``, ``include``, ``reasoning`` (but its effort),
       ``truncation``, ``prompt_cache_key``, ``client_metadata``, ``metadata``,
       ``service_tier``, ``user``, ``safety_identifier``, ``stream_options``,
       ``text.verbosity``, ``max_tool_calls`` and unknown keys.
