@@ -1,5 +1,6 @@
-"""Admission and Records on their own: admission (key, rate limit, model allowlist) and the
-record of a finished request (metrics, token charge), rate-limit buckets on the autojump clock."""
+"""Admission and records on their own: the key, rate limit and model allowlist on the way in;
+the record of a finished request (metrics, token charge) on the way out; rate-limit buckets
+on the autojump clock."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pytest
 import trio
 from werkzeug.datastructures import Headers
 
-# The gateway's public pieces used here; one place to fix when modules move.
 from minillm.core.auth import GatewayKey
 from minillm.core.config import Config
 from minillm.core.errors import Forbidden, RateLimited, Unauthorized
@@ -19,7 +19,7 @@ from minillm.core.tokens import Tokens
 from minillm.server.admission import Admission
 from minillm.server.metrics import rejection_reason
 from minillm.server.records import Records
-from minillm.server.request import RequestRecord, Served
+from minillm.server.request import RequestNotes, RequestRecord, Served
 
 # every test runs on the autojump clock (pytest-trio picks it from the test's own arguments)
 pytestmark = pytest.mark.usefixtures("hang_guard")
@@ -38,20 +38,16 @@ def admission(the_key: GatewayKey, **settings: Any) -> Admission:
     return Admission(Config(auth_keys=(the_key,), **settings), limiter)
 
 
-def records(the_key: GatewayKey) -> Records:
-    adm = admission(the_key)
-    return Records(Config(auth_keys=(the_key,)), adm)
+async def admit(adm: Admission, headers: Headers, path: str = CHAT) -> GatewayKey | None:
+    """What the app's key check does: authenticate, then limit."""
+    found = adm.authenticate(path, headers, None)
+    if found is not None:
+        await adm.limit(found)
+    return found
 
 
 def bearer(secret: str = SECRET) -> Headers:
     return Headers({"authorization": f"Bearer {secret}"})
-
-
-async def admit(adm: Admission) -> None:
-    """What the app does on the way in: authenticate, then count the key's limits."""
-    the_key = adm.authenticate(CHAT, bearer(), None)
-    if the_key is not None:
-        await adm.limit(the_key)
 
 
 async def test_a_request_without_a_valid_key_is_refused(autojump_clock: object) -> None:
@@ -60,8 +56,8 @@ async def test_a_request_without_a_valid_key_is_refused(autojump_clock: object) 
         with pytest.raises(Unauthorized) as caught:
             adm.authenticate(CHAT, headers, "10.0.0.1")
         assert rejection_reason(caught.value) == "auth"
-    the_key = adm.authenticate(CHAT, Headers({"x-api-key": SECRET}), "10.0.0.1")
-    assert the_key is not None and the_key.name == "team"
+    found = adm.authenticate(CHAT, Headers({"x-api-key": SECRET}), "10.0.0.1")
+    assert found is not None and found.name == "team"
 
 
 async def test_local_paths_are_open_on_loopback_only(autojump_clock: object) -> None:
@@ -75,46 +71,41 @@ async def test_local_paths_are_open_on_loopback_only(autojump_clock: object) -> 
 async def test_rpm_refuses_then_refills_with_time(autojump_clock: object) -> None:
     adm = admission(key(rpm=2))
     for _ in range(2):
-        await admit(adm)
+        await admit(adm, bearer())
     with pytest.raises(RateLimited) as caught:
-        await admit(adm)
+        await admit(adm, bearer())
     assert caught.value.headers["retry-after"] == "30"
     assert rejection_reason(caught.value) == "rate_limit"
     await trio.sleep(30)
-    await admit(adm)
+    await admit(adm, bearer())
 
 
 async def test_a_model_outside_the_allowlist_is_refused_and_refunded(
     autojump_clock: object,
 ) -> None:
-    the_key = key(rpm=1, models=("gpt-*",))
-    adm = admission(the_key)
-    await admit(adm)
+    adm = admission(key(rpm=1, models=("gpt-*",)))
+    found = await admit(adm, bearer())
     with pytest.raises(Forbidden) as caught:
-        await adm.check_model(the_key, "claude-x")
+        await adm.check_model(found, "claude-x")
     assert rejection_reason(caught.value) == "auth"
-    await admit(adm)  # the refused request gave its unit back
-    await adm.check_model(the_key, "gpt-4o")
+    found = await admit(adm, bearer())  # the refused request gave its unit back
+    await adm.check_model(found, "gpt-4o")
 
 
-def finished(the_key: GatewayKey | None, prompt: int, completion: int) -> RequestRecord:
+def finished(
+    the_key: GatewayKey | None, prompt: int, completion: int, elapsed: float
+) -> RequestRecord:
     """The record of a JSON chat request served by ``openai:gpt-4o``."""
-    served = Served(
-        key=the_key,
-        model="gpt-4o",
-        target="openai:gpt-4o",
-        provider="openai",
-        model_served="gpt-4o",
-    )
+    served = Served(the_key, "gpt-4o", "openai:gpt-4o", "openai", "gpt-4o")
     return RequestRecord(
-        "rid", "POST", CHAT, 200, elapsed=0.5, served=served, tokens=Tokens(prompt, completion)
+        "req_1", "POST", CHAT, 200, elapsed, served=served, tokens=Tokens(prompt, completion)
     )
 
 
-async def test_finish_counts_the_request_and_its_tokens(autojump_clock: object) -> None:
-    recs = records(key())
-    await recs.record(finished(key(), 12, 5))
-    sample = recs.metrics.registry.get_sample_value
+async def test_a_record_counts_the_request_and_its_tokens(autojump_clock: object) -> None:
+    records = Records(Config(), admission(key()))
+    await records.record(finished(key(), 12, 5, elapsed=0.5))
+    sample = records.metrics.registry.get_sample_value
     labels = {"endpoint": "chat_completions", "provider": "openai", "model": "gpt-4o"}
     assert sample("minillm_requests_total", {**labels, "status": "200"}) == 1
     tokens = {"provider": "openai", "model": "gpt-4o"}
@@ -125,20 +116,23 @@ async def test_finish_counts_the_request_and_its_tokens(autojump_clock: object) 
 
 
 async def test_a_request_cancelled_before_answering_counts_as_499(autojump_clock: object) -> None:
-    recs = records(key())
-    await recs.record(RequestRecord("rid", "POST", CHAT, 0, 0.1, served=Served(model="gpt-4o")))
-    sample = recs.metrics.registry.get_sample_value
+    records = Records(Config(), admission(key()))
+    notes = RequestNotes("req_1", started=0.0)
+    notes.note_model("gpt-4o")
+    await records.record(notes.record("POST", CHAT, wall=0.0, elapsed=0.1))
+    sample = records.metrics.registry.get_sample_value
     labels = {"endpoint": "chat_completions", "provider": "", "model": ""}
     assert sample("minillm_requests_total", {**labels, "status": "499"}) == 1
 
 
 async def test_tokens_used_are_charged_to_the_keys_tpm(autojump_clock: object) -> None:
     the_key = key(tpm=100)
-    recs = records(the_key)
-    await admit(recs.admission)
-    await recs.record(finished(the_key, 100, 50))
+    adm = admission(the_key)
+    records = Records(Config(), adm)
+    await admit(adm, bearer())
+    await records.record(finished(the_key, 100, 50, elapsed=1.0))
     with pytest.raises(RateLimited) as caught:
-        await admit(recs.admission)
+        await admit(adm, bearer())
     assert int(caught.value.headers["retry-after"]) == 31  # 50 tokens over, at 100 a minute
     await trio.sleep(31)
-    await admit(recs.admission)
+    await admit(adm, bearer())

@@ -103,14 +103,6 @@ Crossing = Callable[[Call, ProviderConfig, str, int], Exchange]
 """``(call, provider, model asked of it, default max_tokens)`` -> the call for that provider."""
 
 
-def _encode(body: Json) -> bytes:
-    """The provider's request body; JSON deeper than orjson writes (~255 levels) is a 400."""
-    try:
-        return orjson.dumps(body)
-    except orjson.JSONEncodeError:
-        raise BadRequest("Request JSON is nested too deeply") from None
-
-
 def same_api(call: Call, provider: ProviderConfig, model: str, default_max_tokens: int) -> Exchange:
     """The body as it is with ``model``; the answer untouched."""
     body = {**call.body, "model": model}
@@ -172,6 +164,14 @@ def responses_via_messages(
     reply = partial(_anthropic_to_responses, plan=plan)
     stream = partial(_anthropic_to_responses_stream, plan)
     return Exchange("chat", _encode(body), reply, stream, plan.dropped_tools)
+
+
+def _encode(body: Json) -> bytes:
+    """The provider's request body; JSON deeper than orjson writes (~255 levels) is a 400."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise BadRequest("Request JSON is nested too deeply") from None
 
 
 def _anthropic_to_responses(body: Json, plan: ResponsesPlan) -> Json:

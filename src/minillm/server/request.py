@@ -108,8 +108,8 @@ class RequestNotes:
             self.stream = reply.translator
 
     def note_error(self, rejection: str | None, target: str | None) -> None:
-        """An error answer: why it was refused (the first reason wins) and which target
-        (``provider:model``) gave it."""
+        """An error answer: why it was refused (the first reason wins) and the target that
+        gave it (``provider:model``), if one did."""
         served = replace(
             self.served,
             rejection=self.served.rejection if self.served.rejection is not None else rejection,
