@@ -14,10 +14,10 @@ upstream data (bad JSON, an SSE line over 1 MiB, events out of order); the
 caller should then end the stream with ``stream_error(fmt, exc)``.  An error
 *event* from the upstream is translated by the translator itself, which then
 ignores further input and exposes the error as ``.error`` (the relay counts the
-stream as failed); so is an upstream that ends before its finish (cut short), in
-:meth:`close`.  A
-translator that numbers its events (Responses) also has ``fail(exc)``, with
-which the relay ends the stream with the gateway's own errors.
+stream as failed with its status); so is an upstream that ends before its
+finish (cut short), in :meth:`close`.  A translator that numbers its events
+(Responses) also has ``fail(exc)``, with which the relay ends the stream with
+the gateway's own errors.
 """
 
 from __future__ import annotations
