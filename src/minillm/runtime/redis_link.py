@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any, TypeVar
 
 import coredis
 import trio
+from coredis.connection import TCPLocation
 from coredis.exceptions import RedisError
 from coredis.retry import NoRetryPolicy
+
+from minillm.core.redis_url import Cluster, Sentinel, Single, parse_redis_url
 
 __all__ = ["BACKOFF", "RedisLink", "SharedStateDown", "open_redis"]
 
@@ -25,7 +28,8 @@ log = logging.getLogger("minillm.shared")
 
 T = TypeVar("T")
 BACKOFF = 1.0  # seconds Redis is left alone after a failure
-Redis = coredis.Redis[bytes]
+Redis = coredis.client.Client[bytes]
+"""A client of one server, a Sentinel-watched primary, or a Cluster."""
 
 
 class SharedStateDown(Exception):
@@ -82,15 +86,37 @@ class RedisLink:
 async def open_redis(
     url: str, prefix: str, on_error: Callable[[], None], *, bound: float
 ) -> AsyncIterator[RedisLink]:
-    """A :class:`RedisLink` to ``url`` (``redis://``, ``rediss://``, ``unix://``)
+    """A :class:`RedisLink` to ``url`` (a form of :mod:`minillm.core.redis_url`)
     whose calls take at most ``bound`` seconds.
 
     Opening connects (within a second), so that the first request does not pay
     for it; an unreachable server is left to the first call to report.
     """
-    options: dict[str, Any] = {"retry_policy": NoRetryPolicy(), "connect_timeout": 1.0}
-    client: Redis = coredis.Redis.from_url(url, **options)
-    async with client:
+    async with _client(url) as client:
         with trio.move_on_after(1.0), suppress(RedisError, OSError):
             await client.ping()
         yield RedisLink(client, prefix, on_error, bound=bound)
+
+
+@asynccontextmanager
+async def _client(url: str) -> AsyncIterator[Redis]:
+    """The open client of ``url``'s target; no call retries (the link falls back instead)."""
+    options: dict[str, Any] = {"retry_policy": NoRetryPolicy(), "connect_timeout": 1.0}
+    client: Redis
+    async with AsyncExitStack() as stack:
+        match parse_redis_url(url):
+            case Single(url=single):
+                client = coredis.Redis.from_url(single, **options)
+            case Cluster(url=node):
+                client = coredis.RedisCluster.from_url(node, **options)
+            case Sentinel() as target:
+                nodes = [TCPLocation(host, port) for host, port in target.nodes]
+                sentinels = await stack.enter_async_context(coredis.Sentinel(nodes, **options))
+                client = sentinels.primary_for(
+                    target.service,
+                    db=target.db,
+                    username=target.username,
+                    password=target.password,
+                )
+        async with client:
+            yield client
