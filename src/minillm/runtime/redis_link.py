@@ -118,5 +118,22 @@ async def _client(url: str) -> AsyncIterator[Redis]:
                     username=target.username,
                     password=target.password,
                 )
-        async with client:
-            yield client
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        await nursery.start(_keep_open, client)
+        yield client
+        nursery.cancel_scope.cancel()
+
+
+async def _keep_open(client: Redis, *, task_status: trio.TaskStatus[None]) -> None:
+    """Keep ``client`` open.  A Cluster client cannot open while no node answers (its calls
+    fail meanwhile: the link serves locally), so opening is tried again every ``BACKOFF``
+    seconds; started after the first try."""
+    while True:
+        with suppress(RedisError, OSError):
+            async with client:
+                task_status.started()
+                task_status = trio.TASK_STATUS_IGNORED
+                await trio.sleep_forever()
+        task_status.started()
+        task_status = trio.TASK_STATUS_IGNORED
+        await trio.sleep(BACKOFF)
