@@ -79,6 +79,23 @@ class RedisServer:
             self._process = None
 
 
+class ClusterNode(RedisServer):
+    """A one-node Cluster: a server in Cluster mode that holds every slot once started."""
+
+    def __init__(self, workdir: Path) -> None:
+        bus = ("--cluster-port", str(_free_port()))  # not port + 10000, which may not exist
+        super().__init__(workdir, tail=("--cluster-enabled", "yes", *bus))
+        self.url = f"redis+cluster://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        super().start()
+        assert self.command(b"CLUSTER ADDSLOTSRANGE 0 16383").startswith(b"+OK")
+        deadline = time.monotonic() + 10
+        while b"cluster_state:ok" not in self.command(b"CLUSTER INFO"):
+            assert time.monotonic() < deadline, "the cluster did not come up"
+            time.sleep(0.02)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A server started once per session (a few milliseconds), stopped at the end."""
@@ -108,18 +125,11 @@ def sentinel_url(
 
 @pytest.fixture(scope="session")
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A ``redis+cluster://`` URL: one node that holds every slot."""
-    workdir = tmp_path_factory.mktemp("cluster")
-    bus = ("--cluster-port", str(_free_port()))  # not port + 10000, which may not exist
-    node = RedisServer(workdir, tail=("--cluster-enabled", "yes", *bus))
+    """A ``redis+cluster://`` URL of a running :class:`ClusterNode`."""
+    node = ClusterNode(tmp_path_factory.mktemp("cluster"))
     node.start()
     try:
-        assert node.command(b"CLUSTER ADDSLOTSRANGE 0 16383").startswith(b"+OK")
-        deadline = time.monotonic() + 10
-        while b"cluster_state:ok" not in node.command(b"CLUSTER INFO"):
-            assert time.monotonic() < deadline, "the cluster did not come up"
-            time.sleep(0.02)
-        yield f"redis+cluster://127.0.0.1:{node.port}"
+        yield node.url
     finally:
         node.stop()
 

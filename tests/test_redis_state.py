@@ -1,13 +1,14 @@
 """The Redis stores against a real server: the bucket script does MemoryBuckets'
 arithmetic, the health cell shares one state (one probe for the fleet), keys expire,
-a unix:// URL works, and a server (Sentinel, Cluster) that is gone costs one bounded,
-counted failure."""
+a unix:// URL works, a server (Sentinel, Cluster) that is gone costs one bounded,
+counted failure, and a Cluster that comes up late is joined."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import trio
@@ -16,7 +17,7 @@ from minillm.core.provider_state import BreakerOpen, BreakerSettings, StoredHeal
 from minillm.core.ratelimit import MemoryBuckets, Take
 from minillm.runtime.redis_link import RedisLink, open_redis
 from minillm.runtime.redis_state import RedisBuckets, RedisCell
-from redis_fixtures import RedisServer
+from redis_fixtures import ClusterNode, RedisServer
 
 BOUND = 1.0  # a loaded test machine may be slow; outages are tested with the default
 
@@ -116,3 +117,20 @@ async def test_a_server_that_is_gone_is_one_bounded_counted_failure(
     assert len(errors) == 1
     (record,) = caplog.records
     assert record.getMessage().startswith("shared state: Redis failed (")
+
+
+async def test_a_cluster_that_comes_up_after_the_gateway_is_joined(tmp_path: Path) -> None:
+    node = ClusterNode(tmp_path)
+    async with open_redis(node.url, "t:", lambda: None, bound=BOUND) as link:
+        buckets = RedisBuckets(link)
+        both = [Take("k\0rpm", 1, 60), Take("k\0tpm", 0, 1000)]  # one script, two keys
+        assert await buckets.acquire(both) == 0  # served by the local buckets
+        node.start()
+        try:
+            key = link.key("rl", "{k}", "rpm").encode()
+            with trio.fail_after(5):  # opened again within a second, then Redis is tried again
+                while node.command(b"EXISTS " + key) != b":1\r\n":
+                    await trio.sleep(0.1)
+                    await buckets.acquire(both)
+        finally:
+            node.stop()
