@@ -180,7 +180,8 @@ def test_demo_runs_offline_and_cleans_up() -> None:
     assert "You said: Name one river." in out
     assert "fast  -> mock:mock-1" in out
     assert "You said: Stream a haiku." in out
-    assert "translated Anthropic -> OpenAI and back" in out
+    assert "translated Anthropic Messages -> OpenAI Chat Completions and back" in out
+    assert "translated OpenAI Responses -> OpenAI Chat Completions and back" in out
     assert out.rstrip().endswith("gateway stopped.")
     pid = int(re.search(r"\(pid (\d+)\)", out).group(1))  # type: ignore[union-attr]
     wait_gone(pid)

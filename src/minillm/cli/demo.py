@@ -33,7 +33,11 @@ __all__ = ["run_demo"]
 
 _MAX_TOKENS = 60
 _WIDTH = 24
-_FORMAT_NAME = {"openai": "OpenAI", "anthropic": "Anthropic", "responses": "OpenAI Responses"}
+_FORMAT_NAME = {
+    "openai": "OpenAI Chat Completions",
+    "anthropic": "Anthropic Messages",
+    "responses": "OpenAI Responses",
+}
 
 
 @dataclass(frozen=True, slots=True)
