@@ -137,6 +137,10 @@ def test_config_file_errors_name_how_it_was_given(tmp_path: Path) -> None:
         Config.load({}, config_file=missing)
     with pytest.raises(ConfigError, match=r"^MINI_LLM_CONFIG: cannot read"):
         Config.load({"MINI_LLM_CONFIG": str(missing)})
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match=rf"^--config: {binary} is not UTF-8 text$"):
+        Config.load({}, config_file=binary)
 
 
 def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:

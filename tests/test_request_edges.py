@@ -205,3 +205,17 @@ async def test_empty_model_after_the_provider_says_so(gw: str) -> None:
     message = assert_anthropic_error(r, 400)["message"]
     assert "no model name after 'oai:'" in message
     assert "Unknown provider" not in message
+
+
+@pytest.mark.parametrize("api", CALLS)
+@pytest.mark.parametrize("model", ["oai:m", "claude-3-5-haiku"])
+@pytest.mark.parametrize("answer", [GARBAGE, Raw(200, b'{"foo": 1}', "application/json")])
+async def test_a_stream_request_answered_without_a_stream_is_502(
+    gw: str, upstream: FakeUpstream, api: str, model: str, answer: Raw
+) -> None:
+    upstream.push(*[answer] * 3)
+    path, body = CALLS[api]
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{gw}{path}", json={**body, "model": model, "stream": True})
+    error_of(api, r, 502)
+    assert "oops" not in r.text and "foo" not in r.text

@@ -228,6 +228,8 @@ class ConfigFile:
             raise ConfigError(f"{given_by}: cannot read {name}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{given_by}: {name} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{given_by}: {name} is not UTF-8 text") from None
 
     def where(self, table: str = "", key: str = "") -> str:
         """``minillm.toml [providers.local] base_url``: where a value came from."""

@@ -108,6 +108,11 @@ async def attempt(
             if response.status_code >= 300:
                 raise await _error_from(provider, response)
             if call.stream:
+                if not _is_event_stream(response.headers.get("content-type"), first):
+                    log.warning(
+                        "provider %s answered a stream request without a stream", provider.name
+                    )
+                    raise UpstreamProtocolError()
                 resources.push_async_exit(own.pop_all())
                 translator = crossing.stream()
                 return StreamReply(
@@ -115,6 +120,17 @@ async def attempt(
                 )
             answer = await read_capped(response, MAX_UPSTREAM_BODY)
     return JSONReply(client_body(crossing, provider, answer), target, crossing.dropped_tools)
+
+
+def _is_event_stream(content_type: str | None, first: bytes) -> bool:
+    """Whether a 200 answer to a stream request is a stream: its content type says so,
+    or (with none) its first bytes are an SSE field; never relay a plain body as one."""
+    if content_type:
+        return "event-stream" in content_type.lower()
+    return not first.strip() or first.lstrip().startswith(_SSE_FIELDS)
+
+
+_SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
 
 
 def client_body(crossing: Exchange, provider: HTTPProvider, body: bytes) -> bytes:
