@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minillm.core.translate.passthrough import PassthroughStream
+from minillm.core.errors import GatewayError
+from minillm.core.translate.passthrough import PassthroughStream, ResponsesPassthroughStream
 
 
 def chunk(delta: dict[str, object], usage: object = None, choices: bool = True) -> bytes:
@@ -123,3 +125,30 @@ def test_anthropic_stream_cut_short_gets_an_error_event() -> None:
     assert stream.feed(start) == start
     assert stream.close().startswith(b"event: error\ndata: ")
     assert stream.error is not None and stream.error.status == 502
+
+
+def responses_events(*kinds: str) -> bytes:
+    return b"".join(
+        b"event: " + kind.encode() + b"\ndata: "
+        + orjson.dumps({"type": kind, "sequence_number": n}) + b"\n\n"
+        for n, kind in enumerate(kinds)
+    )  # fmt: skip
+
+
+def test_a_responses_stream_cut_short_ends_with_a_numbered_error() -> None:
+    cut = responses_events("response.created", "response.output_text.delta")
+    stream = ResponsesPassthroughStream()
+    assert stream.feed(cut) == cut
+    tail = stream.close()
+    assert stream.error is not None and stream.error.status == 502
+    event = orjson.loads(tail.split(b"data: ", 1)[1])
+    assert (event["type"], event["sequence_number"]) == ("error", 2)
+    assert orjson.loads(stream.fail(GatewayError()).split(b"data: ", 1)[1])["sequence_number"] == 2
+
+
+@pytest.mark.parametrize("last", ["response.completed", "response.incomplete", "response.failed"])
+def test_a_finished_responses_stream_passes_through_untouched(last: str) -> None:
+    whole = responses_events("response.created", "response.output_text.delta", last)
+    stream = ResponsesPassthroughStream()
+    assert stream.feed(whole[:7]) + stream.feed(whole[7:]) + stream.close() == whole
+    assert stream.error is None

@@ -44,7 +44,7 @@ from minillm.core.translate import (
     openai_to_anthropic_response,
     responses_to_chat_request,
 )
-from minillm.core.translate.passthrough import PassthroughStream
+from minillm.core.translate.passthrough import PassthroughStream, ResponsesPassthroughStream
 
 __all__ = [
     "Call",
@@ -113,8 +113,9 @@ def same_api(call: Call, provider: ProviderConfig, model: str, default_max_token
         options = asked if isinstance(asked, dict) else {}
         drop_usage = options.get("include_usage") is not True
         body["stream_options"] = {**options, "include_usage": True}
-    fmt = None if call.client_format == "responses" else call.client_format
-    stream = partial(PassthroughStream, drop_usage_chunk=drop_usage, fmt=fmt)
+    stream: Callable[[], StreamTranslator] = ResponsesPassthroughStream
+    if call.client_format != "responses":
+        stream = partial(PassthroughStream, drop_usage_chunk=drop_usage, fmt=call.client_format)
     return Exchange(call.operation, _encode(body), None, stream)
 
 

@@ -12,7 +12,9 @@ is forwarded as it is and kept as ``.error``.
 
 Given its API ``fmt``, the stream also checks that it finished: an Anthropic
 stream must carry ``message_stop``, an OpenAI one a ``finish_reason`` or
-``[DONE]`` (servers that omit ``[DONE]`` still finish).  One that did not was
+``[DONE]`` (servers that omit ``[DONE]`` still finish), a Responses one
+(:class:`ResponsesPassthroughStream`) ``response.completed``, ``.incomplete``
+or ``.failed``.  One that did not was
 cut short, and :meth:`~PassthroughStream.close` appends an error event (kept
 as ``.error``) so that the client does not take it for a whole answer.
 """
@@ -25,10 +27,11 @@ import orjson
 
 from minillm.core.errors import GatewayError, UpstreamProtocolError, WireFormat
 from minillm.core.tokens import Tokens, tokens_from_usage
+from minillm.core.translate._responses_stream import responses_stream_error
 from minillm.core.translate._stream_out import stream_cut, stream_error
 from minillm.core.translate.upstream_errors import stream_upstream_error
 
-__all__ = ["PassthroughStream"]
+__all__ = ["PassthroughStream", "ResponsesPassthroughStream"]
 
 _BOUNDARIES = (b"\n\n", b"\r\n\r\n", b"\r\r")
 _EVENT_SPLIT = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
@@ -84,10 +87,15 @@ class PassthroughStream:
         end a stream that was cut short with an error event."""
         tail, self._pending = self._pending, b""
         out = self._inspect(tail + b"\n\n") if tail.strip() else b""
-        if self._fmt is None or self._finished is None or self.error is not None:
+        if self._finished is None or self.error is not None:
             return out
         self.error = stream_cut(started=True)
-        return out + stream_error(self._fmt, self.error)
+        return out + self._end(self.error)
+
+    def _end(self, exc: GatewayError) -> bytes:
+        """The error event that ends the stream (only streams with a ``fmt`` are checked)."""
+        assert self._fmt is not None
+        return stream_error(self._fmt, exc)
 
     def _inspect(self, out: bytes) -> bytes:
         """Whole events on their way out: note an error event and the finish, record usage."""
@@ -122,6 +130,37 @@ class PassthroughStream:
                 usage = inner.get("usage")
         self.tokens.update(tokens_from_usage(usage))
         return self._drop_usage_chunk and payload.get("choices") == []
+
+
+class ResponsesPassthroughStream(PassthroughStream):
+    """A Responses stream passed through: it finished when it carried ``response.completed``,
+    ``.incomplete`` or ``.failed``; an error event of the gateway's own (a cut, a stall,
+    shutdown) continues the upstream's ``sequence_number``s."""
+
+    def __init__(self, max_pending: int = 1 << 20) -> None:
+        super().__init__(max_pending)
+        self._finished = _RESPONSES_FINISHED
+        self._next_sequence = 0
+
+    def _inspect(self, out: bytes) -> bytes:
+        at = out.rfind(b'"sequence_number"')
+        if at >= 0 and (found := _SEQUENCE.match(out, at)):
+            self._next_sequence = int(found.group(1)) + 1
+        return super()._inspect(out)
+
+    def fail(self, exc: GatewayError) -> bytes:
+        """The error event that ends the stream with ``exc``, numbered after the last event."""
+        return responses_stream_error(exc, self._next_sequence)
+
+    _end = fail
+
+
+_RESPONSES_FINISHED = re.compile(
+    rb"^event:[ ]?response\.(?:completed|incomplete|failed)\s"
+    rb'|"type"\s*:\s*"response\.(?:completed|incomplete|failed)"',
+    re.MULTILINE,
+)
+_SEQUENCE = re.compile(rb'"sequence_number"\s*:\s*(\d+)')
 
 
 def _payload(event: bytes) -> object:
