@@ -219,3 +219,16 @@ async def test_a_stream_request_answered_without_a_stream_is_502(
         r = await client.post(f"{gw}{path}", json={**body, "model": model, "stream": True})
     error_of(api, r, 502)
     assert "oops" not in r.text and "foo" not in r.text
+
+
+@pytest.mark.parametrize("api", CALLS)
+async def test_a_same_api_answer_without_its_content_is_502(
+    gw: str, upstream: FakeUpstream, api: str
+) -> None:
+    upstream.push(*[Raw(200, b'{"foo": 1}', "application/json")] * 3)
+    path, body = CALLS[api]
+    model = "claude-3-5-haiku" if api == "anthropic" else "oai:m"  # each to its own API
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"{gw}{path}", json={**body, "model": model})
+    error_of(api, r, 502)
+    assert "foo" not in r.text

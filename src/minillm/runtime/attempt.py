@@ -144,8 +144,20 @@ def client_body(crossing: Exchange, provider: HTTPProvider, body: bytes) -> byte
         log.warning("provider %s answered a body that is not a JSON object", provider.name)
         raise UpstreamProtocolError()
     if crossing.reply is None:
+        answer = _ANSWER_LIST.get((crossing.operation, provider.format))
+        if answer is not None and not isinstance(parsed.get(answer), list):
+            log.warning("provider %s answered without %r", provider.name, answer)
+            raise UpstreamProtocolError()
         return body
     return orjson.dumps(crossing.reply(parsed))
+
+
+# The list a chat answer passed back as it is must carry (translations check their own input).
+_ANSWER_LIST = {
+    ("chat", "openai"): "choices",
+    ("chat", "anthropic"): "content",
+    ("responses", "openai"): "output",
+}
 
 
 async def _error_from(provider: HTTPProvider, response: UpstreamResponse) -> UpstreamHTTPError:
