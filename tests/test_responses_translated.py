@@ -217,7 +217,8 @@ async def test_images_to_claude(gw: str, upstream: FakeUpstream) -> None:
 async def test_claude_errors_in_the_openai_shape(
     gw: str, upstream: FakeUpstream, status: int, error: type[openai.APIStatusError]
 ) -> None:
-    upstream.push(*[Status(status, headers={"retry-after": "7"})] * 3)  # 529 is retried
+    wait = "7" if status == 429 else "0"  # 529 is retried: at once
+    upstream.push(*[Status(status, headers={"retry-after": wait})] * 3)
     with pytest.raises(error) as exc:
         async with oai(gw).responses.stream(model=CLAUDE, input="x") as stream:
             await stream.get_final_response()
