@@ -408,3 +408,18 @@ async def test_claude_code_shaped_request_to_gpt(gw: str, upstream: FakeUpstream
         "tool_call_id": use.id,  # type: ignore[union-attr]
         "content": "hi",
     }
+
+
+async def test_translated_replies_name_the_model_asked_for_plain_and_streamed(gw: str) -> None:
+    asked = f"anthropic:{CLAUDE}"  # the provider is asked for CLAUDE
+    messages: list[Any] = [{"role": "user", "content": "x"}]
+    plain = await oai(gw).chat.completions.create(model=asked, messages=messages)
+    chunks = [c async for c in await oai(gw).chat.completions.create(
+        model=asked, messages=messages, stream=True
+    )]  # fmt: skip
+    assert plain.model == asked and {c.model for c in chunks} == {asked}
+    asked = f"openai:{GPT}"
+    message = await ant(gw).messages.create(model=asked, max_tokens=8, messages=messages)
+    async with ant(gw).messages.stream(model=asked, max_tokens=8, messages=messages) as stream:
+        streamed = await stream.get_final_message()
+    assert message.model == asked and streamed.model == asked

@@ -130,7 +130,7 @@ def chat_via_messages(
     )
     asked = str(call.body.get("model"))  # the client sees the name it asked for
     stream = partial(AnthropicToOpenAIStream, model=asked, include_usage=include_usage)
-    return Exchange("chat", _encode(body), anthropic_to_openai_response, stream)
+    return Exchange("chat", _encode(body), _named(anthropic_to_openai_response, asked), stream)
 
 
 def messages_via_chat(
@@ -140,8 +140,9 @@ def messages_via_chat(
     body = anthropic_to_openai_request(
         call.body, model=model, reasoning=provider.is_reasoning(model)
     )
-    stream = partial(OpenAIToAnthropicStream, model=str(call.body.get("model")))
-    return Exchange("chat", _encode(body), openai_to_anthropic_response, stream)
+    asked = str(call.body.get("model"))
+    stream = partial(OpenAIToAnthropicStream, model=asked)
+    return Exchange("chat", _encode(body), _named(openai_to_anthropic_response, asked), stream)
 
 
 def responses_via_chat(
@@ -165,6 +166,11 @@ def responses_via_messages(
     reply = partial(_anthropic_to_responses, plan=plan)
     stream = partial(_anthropic_to_responses_stream, plan)
     return Exchange("chat", _encode(body), reply, stream, plan.dropped_tools)
+
+
+def _named(translate: Callable[[Json], Json], asked: str) -> Callable[[Json], Json]:
+    """``translate`` with the model the client asked for in the answer, as in its streams."""
+    return lambda answer: {**translate(answer), "model": asked}
 
 
 def _encode(body: Json) -> bytes:
