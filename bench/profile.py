@@ -66,7 +66,6 @@ def profiling(
             str(spy),
             "record",
             "--subprocesses",
-            "--nonblocking",
             "-p",
             str(run.proc.pid),
             "-f",

@@ -1,6 +1,6 @@
 """The HTTP provider adapter and the pool of clients behind it.
 
-In the gateway only this package (with :mod:`~minillm.runtime.providers.pool` and the mock)
+In the gateway only this package (with :mod:`~minillm.runtime.providers.h1` and the mock)
 imports httpx: the rest sees :data:`UpstreamResponse`, :func:`body_chunks`, :func:`read_capped`
 and :data:`TransportError`.  Foreign exceptions are mapped to gateway errors at this seam by
 :func:`upstream_errors`.
@@ -27,8 +27,8 @@ from minillm.core.errors import (
     UpstreamUnavailable,
 )
 from minillm.core.exchange import Operation
+from minillm.runtime.providers.h1 import H1Transport
 from minillm.runtime.providers.mock import MockTransport
-from minillm.runtime.providers.pool import ShardedTransport, shard_limits
 
 __all__ = [
     "HTTPProvider",
@@ -66,8 +66,8 @@ _EXTENSIONS = {"timeout": {"connect": 10.0, "read": None, "write": None, "pool":
 
 
 class HTTPProvider:
-    """One provider: its config and its connection pool (an httpx transport, in
-    shards: :mod:`minillm.runtime.providers.pool`).
+    """One provider: its config and its connection pool (an httpx transport:
+    :mod:`minillm.runtime.providers.h1`, or httpx's own behind a proxy).
 
     Keys are chosen by the caller (:mod:`minillm.core.provider_state`).  The
     client's own credentials are never forwarded; the only client headers
@@ -199,19 +199,15 @@ def _transport_for(
         max_keepalive_connections=config.max_keepalive,
         keepalive_expiry=30.0,
     )
-    proxy = proxy_for(provider.base_url)
-    return ShardedTransport(
-        [
-            httpx.AsyncHTTPTransport(verify=tls, limits=shard, proxy=proxy, retries=0)
-            for shard in shard_limits(limits)
-        ]
-    )
+    if proxy := proxy_for(provider.base_url):
+        return httpx.AsyncHTTPTransport(verify=tls, limits=limits, proxy=proxy, retries=0)
+    return H1Transport(tls, limits)
 
 
 @asynccontextmanager
 async def open_providers(config: Config) -> AsyncIterator[dict[str, HTTPProvider]]:
     """Open one connection pool per configured provider; close them all on exit."""
-    tls = httpx.create_ssl_context()  # one for all shards: each holds the CA bundle (~1 MB)
+    tls = httpx.create_ssl_context()  # one for all providers: each holds the CA bundle (~1 MB)
     async with AsyncExitStack() as stack:
         providers = {}
         for name, provider in config.providers.items():
