@@ -9,6 +9,7 @@ import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -69,85 +70,88 @@ def _server(stream: Any) -> tuple[TCPServer, _Protocol]:
     return server, protocol
 
 
-def _pair(buffer: int = 4096) -> tuple[trio.SocketStream, trio.SocketStream]:
-    """A connected pair with small buffers, so a big write is cut short."""
+@dataclass
+class Link:
+    """A Hypercorn TCPServer writing to ``peer`` through a pair with small buffers."""
+
+    server: TCPServer
+    protocol: _Protocol
+    ours: trio.SocketStream
+    peer: trio.SocketStream
+
+    async def read(self, size: int, into: bytearray) -> None:
+        while len(into) < size:
+            into += await self.peer.receive_some(65536)
+
+
+@pytest.fixture
+def link() -> Link:
     a, b = trio.socket.socketpair()
-    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer)
-    b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
-    return trio.SocketStream(a), trio.SocketStream(b)
-
-
-async def _read_all(stream: trio.SocketStream, size: int, into: bytearray) -> None:
-    while len(into) < size:
-        into += await stream.receive_some(65536)
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ours = trio.SocketStream(a)
+    server, protocol = _server(ours)
+    return Link(server, protocol, ours, trio.SocketStream(b))
 
 
 async def test_a_write_that_fits_goes_straight_to_the_socket(
-    sent_by_hypercorn: list[Event],
+    link: Link, sent_by_hypercorn: list[Event]
 ) -> None:
-    ours, theirs = _pair()
-    server, _ = _server(ours)
     with trio.testing.assert_no_checkpoints():
-        await server.protocol_send(RawData(b"data: 1\n\n"))
-    assert await theirs.receive_some() == b"data: 1\n\n"
+        await link.server.protocol_send(RawData(b"data: 1\n\n"))
+    assert await link.peer.receive_some() == b"data: 1\n\n"
     assert sent_by_hypercorn == []
 
 
 async def test_a_partial_write_sends_the_rest_through_hypercorn(
-    sent_by_hypercorn: list[Event],
+    link: Link, sent_by_hypercorn: list[Event]
 ) -> None:
-    ours, theirs = _pair()
-    server, protocol = _server(ours)
     received = bytearray()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_read_all, theirs, len(BIG), received)
-        await server.protocol_send(RawData(BIG))
+        nursery.start_soon(link.read, len(BIG), received)
+        await link.server.protocol_send(RawData(BIG))
     assert received == BIG
     [rest] = sent_by_hypercorn
     assert isinstance(rest, RawData) and 0 < len(rest.data) < len(BIG)
     assert BIG.endswith(rest.data)
-    assert protocol.events == []
+    assert link.protocol.events == []
 
 
-async def test_a_full_buffer_or_a_busy_lock_sends_all_through_hypercorn(
-    sent_by_hypercorn: list[Event],
+async def test_a_busy_lock_or_a_full_buffer_sends_all_through_hypercorn(
+    link: Link, sent_by_hypercorn: list[Event]
 ) -> None:
     """A write waiting for the lock comes after the one holding it, never before."""
-    ours, theirs = _pair()
-    server, _ = _server(ours)
     received = bytearray()
     async with trio.open_nursery() as nursery:
-        async with server.send_lock:
-            nursery.start_soon(server.protocol_send, RawData(b"second"))
+        async with link.server.send_lock:
+            nursery.start_soon(link.server.protocol_send, RawData(b"second"))
             await trio.testing.wait_all_tasks_blocked()
             assert sent_by_hypercorn == [RawData(b"second")]
-            await ours.send_all(b"first")
-        nursery.start_soon(_read_all, theirs, len(b"firstsecond"), received)
+            await link.ours.send_all(b"first")
+        nursery.start_soon(link.read, len(b"firstsecond"), received)
     assert received == b"firstsecond"
 
     with pytest.raises(BlockingIOError):  # fill both buffers
         while True:
-            os.write(ours.socket.fileno(), b"x" * 65536)
+            os.write(link.ours.socket.fileno(), b"x" * 65536)
     sent_by_hypercorn.clear()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(server.protocol_send, RawData(b"last"))
+        nursery.start_soon(link.server.protocol_send, RawData(b"last"))
         await trio.testing.wait_all_tasks_blocked()
         assert sent_by_hypercorn == [RawData(b"last")]  # waiting for the reader
         received.clear()
         while not received.endswith(b"last"):
-            received += await theirs.receive_some(65536)
+            received += await link.peer.receive_some(65536)
 
 
-@pytest.mark.parametrize("gone", ["peer", "self"])
+@pytest.mark.parametrize("gone", ["peer", "ours"])
 async def test_a_closed_connection_is_reported_by_hypercorn(
-    sent_by_hypercorn: list[Event], gone: str
+    link: Link, sent_by_hypercorn: list[Event], gone: str
 ) -> None:
-    ours, theirs = _pair()
-    server, protocol = _server(ours)
-    await (theirs if gone == "peer" else ours).aclose()
-    await server.protocol_send(RawData(b"data: 1\n\n"))
+    await getattr(link, gone).aclose()
+    await link.server.protocol_send(RawData(b"data: 1\n\n"))
     assert sent_by_hypercorn == [RawData(b"data: 1\n\n")]
-    assert protocol.events == [Closed()]
+    assert link.protocol.events == [Closed()]
 
 
 async def test_other_streams_and_events_keep_hypercorns_path(
