@@ -2,7 +2,8 @@
 
 The factory reads the same environment and TOML file as ``minillm serve`` and
 sets up logging the same way (``MINI_LLM_LOG_LEVEL``, ``MINI_LLM_LOG_FORMAT``,
-the access log), unless the process already configured its own; only the
+the access log), unless the process already configured its own, and installs
+the same direct socket write (:mod:`minillm.server.fastsend`); only the
 listening socket and the shutdown are Hypercorn's (``--bind``,
 ``--graceful-timeout``).
 """
@@ -14,6 +15,7 @@ import logging
 from quart_trio import QuartTrio
 
 from minillm.core.config import Config
+from minillm.server import fastsend
 from minillm.server.app import create_app as _create_app
 from minillm.server.logfmt import setup_logging
 
@@ -25,4 +27,5 @@ def create_app(config: Config | None = None) -> QuartTrio:
     config = config or Config.load()
     if not logging.getLogger().handlers:  # an embedding app's own logging set-up wins
         setup_logging(config.log_level, config.log_format)
+    fastsend.install()
     return _create_app(config)

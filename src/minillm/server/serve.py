@@ -22,6 +22,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from minillm.core.config import Config
 from minillm.core.errors import Overloaded
+from minillm.server import fastsend
 from minillm.server.app import create_app, streams_of
 from minillm.server.relay import StreamRegistry
 
@@ -122,6 +123,7 @@ async def serve(
     sock = sock or bind_socket(config.host, config.port)
     url = url_of(sock)
     shutdown = trio.Event() if shutdown is None else shutdown
+    fastsend.install()
     app = create_app(config)
     hc = hypercorn_config(config, sock)
     # Hypercorn listens on its own duplicate: close ours, so that when it stops
