@@ -30,6 +30,7 @@ so it also works from a cancelled scope.
 from __future__ import annotations
 
 import math
+import os
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
@@ -55,18 +56,39 @@ def _limit(value: float | None) -> float:
 class _Connection:
     """One socket to one origin and the h11 state of the exchange on it."""
 
-    __slots__ = ("h11", "idle_since", "origin", "reused", "socket", "stream")
+    __slots__ = ("fd", "h11", "idle_since", "origin", "reused", "socket", "stream")
 
     def __init__(self, origin: Origin, stream: _Stream, socket: trio.SocketStream) -> None:
         self.origin = origin
         self.stream = stream
         self.socket = socket.socket  # for closing synchronously and the idle check
+        # plain TCP is read straight off the file descriptor (see _receive); TLS is not
+        self.fd = self.socket.fileno() if stream is socket else -1
         self.h11 = h11.Connection(h11.CLIENT)
         self.idle_since = 0.0
         self.reused = False
 
     def close(self) -> None:
-        self.socket.close()
+        self.fd = -1
+        self.socket.close()  # wakes a task waiting on it, with ClosedResourceError
+
+    async def _receive(self) -> bytes | bytearray:
+        """What the socket has, once it has something.
+
+        On plain TCP: one wait for readability and one ``read``, where
+        ``SocketStream.receive_some`` first tries a read that fails, then waits, then
+        reads again, through a conflict detector and a generator context manager.
+        That was a tenth of the gateway's CPU with a thousand streams open.
+        """
+        fd = self.fd
+        if fd < 0:
+            return await self.stream.receive_some(READ_SIZE)
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            try:
+                return os.read(fd, READ_SIZE)
+            except BlockingIOError:  # woken for nothing: wait again
+                continue
 
     def reusable(self) -> bool:
         return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
@@ -89,10 +111,10 @@ class _Connection:
                 if event is not h11.NEED_DATA:
                     return event  # type: ignore[return-value]
                 if seconds == math.inf:
-                    data = await self.stream.receive_some(READ_SIZE)
+                    data = await self._receive()
                 else:
                     with trio.fail_after(seconds):
-                        data = await self.stream.receive_some(READ_SIZE)
+                        data = await self._receive()
                 conn.receive_data(data)  # type: ignore[arg-type]  # bytearray from TLS: fine
         except h11.RemoteProtocolError as exc:
             raise httpx.RemoteProtocolError(str(exc), request=request) from exc
