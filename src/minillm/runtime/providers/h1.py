@@ -135,16 +135,17 @@ class H1Transport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout", {})
         assert isinstance(request.stream, httpx.AsyncByteStream)
         body = b"".join([part async for part in request.stream])  # bounded by the caller
-        for _ in range(2):
-            conn = await self._checkout(origin, request, timeouts)
+        reuse = True
+        while True:
+            conn = await self._checkout(origin, request, timeouts, reuse=reuse)
             try:
                 return await self._exchange(conn, request, body, timeouts)
             except _Stale:
                 self._discard(conn)
+                reuse = False  # once more on a new connection, which is never stale
             except BaseException:
                 self._discard(conn)
                 raise
-        raise httpx.RemoteProtocolError("server disconnected without an answer", request=request)
 
     async def _exchange(
         self,
@@ -175,15 +176,20 @@ class H1Transport(httpx.AsyncBaseTransport):
         )
 
     async def _checkout(
-        self, origin: Origin, request: httpx.Request, timeouts: Mapping[str, float | None]
+        self,
+        origin: Origin,
+        request: httpx.Request,
+        timeouts: Mapping[str, float | None],
+        *,
+        reuse: bool,
     ) -> _Connection:
-        """An idle connection to ``origin``, or a new one once a slot is free."""
+        """An idle connection to ``origin`` (if ``reuse``), or a new one once a slot is free."""
         if self._closed:
             raise RuntimeError("the transport is closed")
         try:
             with trio.fail_after(_limit(timeouts.get("pool"))):
                 while True:
-                    if (conn := self._pick_idle(origin)) is not None:
+                    if reuse and (conn := self._pick_idle(origin)) is not None:
                         return conn  # the write that follows is the checkpoint
                     if self._open < self._max_open or self._drop_other_idle():
                         break
