@@ -1,0 +1,400 @@
+"""The upstream HTTP/1.1 transport (``runtime/providers/h1.py``) against raw servers on 127.0.0.1.
+
+Each test scripts a server byte for byte (``Server`` runs one script per accepted
+connection) and checks what the transport did: which connections it opened, reused or
+closed, what it raised, and that its counts of open and idle connections stay right.
+Closing a client's stream mid-way through the gateway is covered in
+``test_hardening.py::test_client_disconnect_closes_upstream``.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import struct
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import httpx
+import pytest
+import trio
+import trustme
+
+from minillm.runtime.providers.h1 import H1Transport
+
+Script = Callable[["Peer"], Awaitable[None]]
+
+
+def answer(body: bytes = b"hi", status: bytes = b"200 OK", headers: bytes = b"") -> bytes:
+    length = b"content-length: %d\r\n" % len(body)
+    return b"HTTP/1.1 " + status + b"\r\n" + length + headers + b"\r\n" + body
+
+
+class Peer:
+    """The server's side of one connection."""
+
+    def __init__(self, server: Server, stream: trio.abc.Stream, index: int) -> None:
+        self.server = server
+        self.stream = stream
+        self.index = index  # 1 for the first connection the server accepted
+        self.served = 0  # requests read on this connection
+        self._buf = b""
+
+    async def request(self) -> bytes | None:
+        """The next request (head and body), or None once the client has closed."""
+        while b"\r\n\r\n" not in self._buf or len(self._buf) < self._wanted():
+            data = await self.stream.receive_some(65536)
+            if not data:
+                self.server.eofs += 1
+                return None
+            self._buf += data
+        size = self._wanted()
+        request, self._buf = self._buf[:size], self._buf[size:]
+        self.server.requests.append(request)
+        self.served += 1
+        return request
+
+    def _wanted(self) -> int:
+        head, _, _ = self._buf.partition(b"\r\n\r\n")
+        length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        return len(head) + 4 + (int(length[1]) if length else 0)
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    def reset(self) -> None:
+        """Close with a TCP reset."""
+        assert isinstance(self.stream, trio.SocketStream)
+        linger = struct.pack("ii", 1, 0)
+        self.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        self.stream.socket.close()
+
+
+class Server:
+    """A raw server on 127.0.0.1 running ``script`` on each connection, then closing it."""
+
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
+        self.script = script
+        self.tls = tls
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.eofs = 0  # connections the client closed, as the server saw them
+        self.url = ""
+
+    async def start(self, nursery: trio.Nursery) -> Server:
+        serve = partial(trio.serve_tcp, self._handle, 0, host="127.0.0.1")
+        listeners = await nursery.start(serve)
+        port = listeners[0].socket.getsockname()[1]
+        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}/"
+        return self
+
+    async def _handle(self, tcp: trio.SocketStream) -> None:
+        self.connections += 1
+        stream: trio.abc.Stream = tcp
+        if self.tls is not None:
+            stream = trio.SSLStream(tcp, self.tls, server_side=True)
+        try:
+            await self.script(Peer(self, stream, self.connections))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def wait_eofs(self, count: int, timeout: float = 1.0) -> None:
+        with trio.fail_after(timeout):
+            while self.eofs < count:
+                await trio.sleep(0.005)
+
+
+async def keep_alive(peer: Peer) -> None:
+    while await peer.request() is not None:
+        await peer.send(answer())
+
+
+async def until_eof(peer: Peer) -> None:
+    """Read the request, answer nothing, wait for the client to go away."""
+    while await peer.request() is not None:
+        pass
+
+
+def transport(**limits: float | None) -> H1Transport:
+    return H1Transport(ssl.create_default_context(), httpx.Limits(**limits))  # type: ignore[arg-type]
+
+
+def assert_counts(t: H1Transport, open_: int, idle: int) -> None:
+    assert (t.open_connections, t.idle_connections) == (open_, idle)
+
+
+async def test_sequential_requests_share_one_connection(nursery: trio.Nursery) -> None:
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(answer(b"hello", b"201 Made Up", b"x-a: 1\r\n"))
+        await peer.request()
+        chunked = b"transfer-encoding: chunked\r\n\r\n5\r\nworld\r\n1\r\n!\r\n0\r\n\r\n"
+        await peer.send(b"HTTP/1.1 200 OK\r\n" + chunked)
+        await peer.request()
+
+    server = await Server(script).start(nursery)
+    t = transport()
+    async with httpx.AsyncClient(transport=t) as client:
+        first = await client.post(server.url + "a?b=1", content=b"ping")
+        assert (first.status_code, first.reason_phrase, first.content) == (201, "Made Up", b"hello")
+        assert first.headers["x-a"] == "1"
+        assert first.http_version == "HTTP/1.1"
+        assert_counts(t, 1, 1)
+        async with client.stream("GET", server.url + "c") as second:
+            assert_counts(t, 1, 0)
+            assert [part async for part in second.aiter_raw()] == [b"world", b"!"]
+        assert_counts(t, 1, 1)
+    assert server.connections == 1
+    assert server.requests[0].startswith(b"POST /a?b=1 HTTP/1.1\r\n")
+    assert server.requests[0].endswith(b"\r\n\r\nping")
+    assert server.requests[1].startswith(b"GET /c HTTP/1.1\r\n")
+
+
+async def test_head_204_and_1xx_are_framed_without_waiting(nursery: trio.Nursery) -> None:
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")  # HEAD: no body
+        await peer.request()
+        await peer.send(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await peer.request()
+        await peer.send(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n")
+        await peer.send(answer(b"after"))
+        await until_eof(peer)
+
+    server = await Server(script).start(nursery)
+    t = transport()
+    async with httpx.AsyncClient(transport=t, timeout=2) as client:
+        head = await client.head(server.url)
+        assert (head.status_code, head.content, head.headers["content-length"]) == (200, b"", "100")
+        assert (await client.delete(server.url)).status_code == 204
+        final = await client.post(server.url, content=b"x", headers={"expect": "100-continue"})
+        assert (final.status_code, final.content) == (200, b"after")
+    assert server.connections == 1
+
+
+async def test_connection_close_answers_are_not_kept(nursery: trio.Nursery) -> None:
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(answer(headers=b"connection: close\r\n"))
+
+    server = await Server(script).start(nursery)
+    t = transport()
+    async with httpx.AsyncClient(transport=t) as client:
+        for _ in range(2):
+            assert (await client.get(server.url)).content == b"hi"
+            assert_counts(t, 0, 0)
+    assert server.connections == 2
+
+
+async def test_a_body_closed_early_closes_its_connection(nursery: trio.Nursery) -> None:
+    async def script(peer: Peer) -> None:
+        while await peer.request() is not None:
+            await peer.send(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n" + b"x" * 10)
+
+    server = await Server(script).start(nursery)
+    t = transport(max_connections=1)
+    async with httpx.AsyncClient(transport=t) as client:
+        for done in range(1, 3):  # the second would wait for a slot if the first leaked it
+            async with client.stream("GET", server.url) as r:
+                assert await r.aiter_raw().__anext__() == b"x" * 10
+            assert_counts(t, 0, 0)
+            await server.wait_eofs(done)
+    assert server.connections == 2
+
+
+async def test_an_idle_connection_closed_by_the_server_is_not_a_failure(
+    nursery: trio.Nursery,
+) -> None:
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(answer())  # keep-alive, then closed at once
+
+    server = await Server(script).start(nursery)
+    t = transport()
+    async with httpx.AsyncClient(transport=t) as client:
+        assert (await client.get(server.url)).content == b"hi"
+        await trio.sleep(0.05)  # the server's FIN arrives
+        assert (await client.get(server.url)).content == b"hi"
+    assert (server.connections, len(server.requests)) == (2, 2)
+
+
+def answer_first_only(also_first_of: int) -> Script:
+    """Answer the first request on connections up to ``also_first_of``; close on any other
+    after reading it (the keep-alive race, every time)."""
+
+    async def script(peer: Peer) -> None:
+        while await peer.request() is not None:
+            if peer.served > 1 or peer.index > also_first_of:
+                return
+            await peer.send(answer())
+
+    return script
+
+
+async def open_two_idle(client: httpx.AsyncClient, url: str) -> None:
+    """Two requests at once, so that two connections end up idle."""
+    first = await client.send(client.build_request("GET", url), stream=True)
+    second = await client.send(client.build_request("GET", url), stream=True)
+    await first.aread()
+    await second.aread()
+
+
+async def test_a_reused_connection_closed_before_answering_is_retried_on_a_new_one(
+    nursery: trio.Nursery,
+) -> None:
+    server = await Server(answer_first_only(3)).start(nursery)
+    t = transport()
+    async with httpx.AsyncClient(transport=t) as client:
+        await open_two_idle(client, server.url)
+        assert_counts(t, 2, 2)
+        assert (await client.get(server.url)).content == b"hi"
+        assert_counts(t, 2, 2)  # the closed one is gone, the new one is kept
+    assert (server.connections, len(server.requests)) == (3, 4)
+
+
+async def test_the_keep_alive_retry_is_made_once(nursery: trio.Nursery) -> None:
+    server = await Server(answer_first_only(1)).start(nursery)
+    t = transport()
+    async with httpx.AsyncClient(transport=t) as client:
+        await client.get(server.url)
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(server.url)  # reused: closed; retried on a new one: closed too
+        assert_counts(t, 0, 0)
+    assert (server.connections, len(server.requests)) == (2, 3)
+
+
+async def test_max_connections_queues_requests_and_the_pool_timeout_ends_the_wait(
+    nursery: trio.Nursery,
+) -> None:
+    server = await Server(keep_alive).start(nursery)
+    t = transport(max_connections=2)
+    async with httpx.AsyncClient(transport=t) as client:
+        busy = [await client.send(client.build_request("GET", server.url), stream=True)]
+        busy.append(await client.send(client.build_request("GET", server.url), stream=True))
+        with pytest.raises(httpx.PoolTimeout):
+            await client.get(server.url, timeout=httpx.Timeout(None, pool=0.05))
+        third: list[httpx.Response] = []
+
+        async def wait_for_a_slot() -> None:
+            third.append(await client.get(server.url))
+
+        nursery.start_soon(wait_for_a_slot)
+        await trio.sleep(0.1)
+        assert third == []
+        await busy[0].aread()
+        with trio.fail_after(1):
+            while not third:
+                await trio.sleep(0.005)
+        assert third[0].content == b"hi"
+        await busy[1].aread()
+        assert_counts(t, 2, 2)
+    assert server.connections == 2
+
+
+async def test_max_keepalive_connections_bounds_the_idle_ones(nursery: trio.Nursery) -> None:
+    server = await Server(keep_alive).start(nursery)
+    t = transport(max_keepalive_connections=1)
+    async with httpx.AsyncClient(transport=t) as client:
+        await open_two_idle(client, server.url)
+        assert_counts(t, 1, 1)
+        await server.wait_eofs(1)
+
+
+async def test_idle_connections_expire(nursery: trio.Nursery) -> None:
+    server = await Server(keep_alive).start(nursery)
+    t = transport(keepalive_expiry=0.2)
+    async with httpx.AsyncClient(transport=t) as client:
+        await client.get(server.url)
+        await client.get(server.url)  # within the expiry: reused
+        assert server.connections == 1
+        await trio.sleep(0.3)
+        await client.get(server.url)
+        assert_counts(t, 1, 1)
+        await server.wait_eofs(1)
+    assert server.connections == 2
+
+
+async def cut_mid_body(peer: Peer) -> None:
+    await peer.request()
+    await peer.send(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n" + b"x" * 10)
+
+
+async def reset_mid_body(peer: Peer) -> None:
+    await cut_mid_body(peer)
+    await trio.sleep(0.05)
+    peer.reset()
+
+
+async def malformed(peer: Peer) -> None:
+    await peer.request()
+    await peer.send(b"HTTP/1.1 two hundred OK\r\n\r\n")
+    await until_eof(peer)
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [
+        (None, httpx.ConnectError),
+        (until_eof, httpx.ReadTimeout),
+        (cut_mid_body, httpx.RemoteProtocolError),
+        (reset_mid_body, httpx.ReadError),
+        (malformed, httpx.RemoteProtocolError),
+    ],
+)
+async def test_errors_are_httpx_errors_and_free_the_connection(
+    nursery: trio.Nursery, script: Script | None, error: type[httpx.HTTPError]
+) -> None:
+    if script is None:  # a port nobody listens on
+        with trio.socket.socket() as sock:
+            await sock.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    else:
+        url = (await Server(script).start(nursery)).url
+    good = await Server(keep_alive).start(nursery)
+    t = transport()
+    async with httpx.AsyncClient(transport=t, timeout=httpx.Timeout(None, read=0.2)) as client:
+        with pytest.raises(error):
+            await client.get(url)
+        assert_counts(t, 0, 0)
+        assert (await client.get(good.url)).content == b"hi"
+        assert_counts(t, 1, 1)
+
+
+async def test_cancelling_a_request_closes_its_connection(nursery: trio.Nursery) -> None:
+    server = await Server(until_eof).start(nursery)
+    t = transport(max_connections=1)
+    async with httpx.AsyncClient(transport=t) as client:
+        with trio.move_on_after(0.1):
+            await client.get(server.url)
+        assert_counts(t, 0, 0)
+        await server.wait_eofs(1)
+
+
+async def test_tls_with_alpn_and_reuse(nursery: trio.Nursery) -> None:
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    server_tls.set_alpn_protocols(["h2", "http/1.1"])
+    alpn: list[str | None] = []
+
+    async def script(peer: Peer) -> None:
+        while await peer.request() is not None:
+            assert isinstance(peer.stream, trio.SSLStream)
+            alpn.append(peer.stream.selected_alpn_protocol())
+            await peer.send(answer(b"secret"))
+
+    server = await Server(script, server_tls).start(nursery)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+    t = H1Transport(client_tls, httpx.Limits())
+    async with httpx.AsyncClient(transport=t) as client:
+        for _ in range(2):
+            assert (await client.get(server.url)).content == b"secret"
+        assert_counts(t, 1, 1)
+    async with httpx.AsyncClient(transport=transport()) as stranger:
+        with pytest.raises(httpx.ConnectError):  # a CA it does not trust
+            await stranger.get(server.url)
+    assert (server.connections, alpn) == (2, ["http/1.1", "http/1.1"])
