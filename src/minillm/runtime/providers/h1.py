@@ -164,8 +164,8 @@ class H1Transport(httpx.AsyncBaseTransport):
                 event = await conn.next_event(request, read_timeout)
             if type(event) is not h11.Response:
                 raise httpx.RemoteProtocolError("server closed without an answer", request=request)
-        except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError):
-            if conn.reused:  # the keep-alive race: the server closed it as we sent
+        except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            if conn.reused and _unanswered(conn.h11, exc):  # the keep-alive race
                 raise _Stale() from None
             raise
         return httpx.Response(
@@ -291,6 +291,13 @@ def _encode(h: h11.Connection, request: httpx.Request, body: bytes) -> bytes:
     except h11.LocalProtocolError as exc:
         raise httpx.LocalProtocolError(str(exc), request=request) from exc
     return b"".join(p for p in parts if p)
+
+
+def _unanswered(h: h11.Connection, exc: httpx.TransportError) -> bool:
+    """Whether the server closed or reset the connection before any byte of an answer.
+    A broken answer is not: the server has seen the request, so it is not sent again."""
+    buffered, closed = h.trailing_data
+    return not buffered and (closed or not isinstance(exc, httpx.RemoteProtocolError))
 
 
 class _Body(httpx.AsyncByteStream):
