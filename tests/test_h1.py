@@ -266,6 +266,28 @@ async def test_the_keep_alive_retry_is_made_once(nursery: trio.Nursery) -> None:
     assert (server.connections, len(server.requests)) == (2, 3)
 
 
+@pytest.mark.parametrize(
+    "broken", [b"HTTP/1.1 two hundred OK\r\n\r\n", b"HTTP/1.1 200 OK\r\ncontent-"]
+)
+async def test_a_broken_answer_on_a_reused_connection_is_not_retried(
+    nursery: trio.Nursery, broken: bytes
+) -> None:
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(answer())
+        await peer.request()
+        await peer.send(broken)  # the server has started answering: sending again is unsafe
+
+    server = await Server(script).start(nursery)
+    t = transport()
+    async with httpx.AsyncClient(transport=t) as client:
+        await client.get(server.url)
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(server.url, content=b"charge me once")
+        assert_counts(t, 0, 0)
+    assert (server.connections, len(server.requests)) == (1, 2)
+
+
 async def test_max_connections_queues_requests_and_the_pool_timeout_ends_the_wait(
     nursery: trio.Nursery,
 ) -> None:
