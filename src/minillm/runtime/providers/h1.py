@@ -157,16 +157,17 @@ class H1Transport(httpx.AsyncBaseTransport):
         timeouts = request.extensions.get("timeout", {})
         assert isinstance(request.stream, httpx.AsyncByteStream)
         body = b"".join([part async for part in request.stream])  # bounded by the caller
-        for _ in range(2):
-            conn = await self._checkout(origin, request, timeouts)
+        reuse = True
+        while True:
+            conn = await self._checkout(origin, request, timeouts, reuse=reuse)
             try:
                 return await self._exchange(conn, request, body, timeouts)
             except _Stale:
                 self._discard(conn)
+                reuse = False  # once more on a new connection, which is never stale
             except BaseException:
                 self._discard(conn)
                 raise
-        raise httpx.RemoteProtocolError("server disconnected without an answer", request=request)
 
     async def _exchange(
         self,
@@ -185,8 +186,8 @@ class H1Transport(httpx.AsyncBaseTransport):
                 event = await conn.next_event(request, read_timeout)
             if type(event) is not h11.Response:
                 raise httpx.RemoteProtocolError("server closed without an answer", request=request)
-        except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError):
-            if conn.reused:  # the keep-alive race: the server closed it as we sent
+        except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            if conn.reused and _unanswered(conn.h11, exc):  # the keep-alive race
                 raise _Stale() from None
             raise
         return httpx.Response(
@@ -197,15 +198,20 @@ class H1Transport(httpx.AsyncBaseTransport):
         )
 
     async def _checkout(
-        self, origin: Origin, request: httpx.Request, timeouts: Mapping[str, float | None]
+        self,
+        origin: Origin,
+        request: httpx.Request,
+        timeouts: Mapping[str, float | None],
+        *,
+        reuse: bool,
     ) -> _Connection:
-        """An idle connection to ``origin``, or a new one once a slot is free."""
+        """An idle connection to ``origin`` (if ``reuse``), or a new one once a slot is free."""
         if self._closed:
             raise RuntimeError("the transport is closed")
         try:
             with trio.fail_after(_limit(timeouts.get("pool"))):
                 while True:
-                    if (conn := self._pick_idle(origin)) is not None:
+                    if reuse and (conn := self._pick_idle(origin)) is not None:
                         return conn  # the write that follows is the checkpoint
                     if self._open < self._max_open or self._drop_other_idle():
                         break
@@ -307,6 +313,13 @@ def _encode(h: h11.Connection, request: httpx.Request, body: bytes) -> bytes:
     except h11.LocalProtocolError as exc:
         raise httpx.LocalProtocolError(str(exc), request=request) from exc
     return b"".join(p for p in parts if p)
+
+
+def _unanswered(h: h11.Connection, exc: httpx.TransportError) -> bool:
+    """Whether the server closed or reset the connection before any byte of an answer.
+    A broken answer is not: the server has seen the request, so it is not sent again."""
+    buffered, closed = h.trailing_data
+    return not buffered and (closed or not isinstance(exc, httpx.RemoteProtocolError))
 
 
 class _Body(httpx.AsyncByteStream):
