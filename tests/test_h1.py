@@ -218,6 +218,30 @@ async def test_max_connections_queues_requests_and_the_pool_timeout_ends_the_wai
     assert server.connections == 2
 
 
+async def test_closing_the_transport_ends_the_wait_for_a_slot(nursery: trio.Nursery) -> None:
+    server = await Server(keep_alive).start(nursery)
+    t = transport(max_connections=1)
+    async with httpx.AsyncClient(transport=t) as client:
+        busy = await client.send(client.build_request("GET", server.url), stream=True)
+        failed: list[BaseException] = []
+
+        async def wait_for_a_slot() -> None:
+            try:
+                await client.get(server.url)
+            except RuntimeError as exc:
+                failed.append(exc)
+
+        nursery.start_soon(wait_for_a_slot)
+        await trio.sleep(0.05)
+        await t.aclose()
+        with trio.fail_after(1):
+            while not failed:
+                await trio.sleep(0.005)
+        await busy.aclose()
+    assert "closed" in str(failed[0])
+    assert_counts(t, 0, 0)
+
+
 async def test_max_keepalive_connections_bounds_the_idle_ones(nursery: trio.Nursery) -> None:
     server = await Server(keep_alive).start(nursery)
     t = transport(max_keepalive_connections=1)

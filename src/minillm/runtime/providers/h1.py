@@ -95,8 +95,11 @@ class _Connection:
 
     async def write(self, data: bytes, request: httpx.Request, seconds: float) -> None:
         try:
-            with trio.fail_after(seconds):
+            if seconds == math.inf:  # the usual case: the caller's scopes are the deadlines
                 await self.stream.send_all(data)
+            else:
+                with trio.fail_after(seconds):
+                    await self.stream.send_all(data)
         except trio.TooSlowError:
             raise httpx.WriteTimeout("timed out writing the request", request=request) from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
@@ -206,18 +209,21 @@ class H1Transport(httpx.AsyncBaseTransport):
         reuse: bool,
     ) -> _Connection:
         """An idle connection to ``origin`` (if ``reuse``), or a new one once a slot is free."""
-        if self._closed:
-            raise RuntimeError("the transport is closed")
-        try:
-            with trio.fail_after(_limit(timeouts.get("pool"))):
-                while True:
-                    if reuse and (conn := self._pick_idle(origin)) is not None:
-                        return conn  # the write that follows is the checkpoint
-                    if self._open < self._max_open or self._drop_other_idle():
-                        break
+        deadline = math.inf  # set when it first has to wait
+        while True:
+            if self._closed:
+                raise RuntimeError("the transport is closed")
+            if reuse and (conn := self._pick_idle(origin)) is not None:
+                return conn  # the write that follows is the checkpoint
+            if self._open < self._max_open or self._drop_other_idle():
+                break
+            if deadline == math.inf:
+                deadline = trio.current_time() + _limit(timeouts.get("pool"))
+            try:
+                with trio.fail_at(deadline):
                     await self._slot_freed.park()
-        except trio.TooSlowError:
-            raise httpx.PoolTimeout("no connection free in time", request=request) from None
+            except trio.TooSlowError:
+                raise httpx.PoolTimeout("no connection free in time", request=request) from None
         self._open += 1
         try:
             return await self._connect(origin, request, _limit(timeouts.get("connect")))
@@ -296,6 +302,7 @@ class H1Transport(httpx.AsyncBaseTransport):
                 self._discard(stack.pop())
         self._idle.clear()
         self._idle_count = 0
+        self._slot_freed.unpark_all()  # whoever waits for a slot learns that it is closed
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
