@@ -48,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "quick: none; 0 skips)",
     )
     ap.add_argument("--long-duration", type=float, help="long-stream window, s (default 20)")
+    ap.add_argument(
+        "--long-ramp",
+        type=float,
+        help="seconds over which long-stream clients start (default: one stream, 6; "
+        "0: all at once, in step)",
+    )
     ap.add_argument("--long-only", action="store_true", help="run only the long-stream cells")
     ap.add_argument(
         "--profile",
@@ -84,6 +90,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         changes["long_clients"] = tuple(n for n in ns.long_clients if n > 0)
     if ns.long_duration is not None:
         changes["long_duration_s"] = ns.long_duration
+    if ns.long_ramp is not None:
+        changes["long_ramp_s"] = ns.long_ramp
     if ns.long_only:
         changes["long_only"] = True
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]

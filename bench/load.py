@@ -4,6 +4,12 @@ Closed loop: ``concurrency`` connections, each sends its next request as soon as
 previous answer is complete. Connections are opened before the clock starts. Every
 answer is checked (status 2xx and a marker of a complete body); latency is measured
 to the last byte and, for streams, to the first body byte (TTFB).
+
+With a ramp, the connections send their first request spread evenly over ``ramp_s``
+and the measured window starts after it: throughput counts the answers completed
+inside the window, latency the requests sent inside it.  Without one, all send at
+once and keep in step when their answers take the same time (long streams): a wave
+of simultaneous requests every stream, which measures bursts rather than a steady load.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ class _Stats:
     errors: int = 0
     invalid: int = 0
     first_error: str = ""
-    last_end: float = 0.0
+    in_window: int = 0  # answers completed inside the measured window
 
     def fail(self, what: str) -> None:
         self.first_error = self.first_error or what[:300]
@@ -157,9 +163,12 @@ async def _slot(
     port: int,
     request: bytes,
     marker: bytes,
-    stop_at: float,
+    first_at: float,
+    window: tuple[float, float],
     stats: _Stats,
 ) -> None:
+    await asyncio.sleep(max(0.0, first_at - time.perf_counter()))
+    start, stop_at = window
     while time.perf_counter() < stop_at:
         try:
             await client.send()
@@ -171,16 +180,18 @@ async def _slot(
             client = await _connect(host, port, request)
             continue
         stats.statuses[client.status] += 1
-        stats.last_end = max(stats.last_end, client.end)
+        measured = client.t0 >= start
         if not 200 <= client.status < 300:
             stats.fail(f"HTTP {client.status}: {bytes(client.buf[:300])!r}")
         elif marker not in client.buf:
             stats.invalid += 1
             stats.fail(f"incomplete answer: {bytes(client.buf[-200:])!r}")
         else:
-            stats.latencies.append(client.end - client.t0)
-            if client.ttfb:
-                stats.ttfbs.append(client.ttfb - client.t0)
+            stats.in_window += start <= client.end <= stop_at
+            if measured:
+                stats.latencies.append(client.end - client.t0)
+                if client.ttfb:
+                    stats.ttfbs.append(client.ttfb - client.t0)
         if client.must_close:
             client.close()
             client = await _connect(host, port, request)
@@ -188,18 +199,27 @@ async def _slot(
 
 
 async def run_load(
-    host: str, port: int, request: bytes, *, marker: bytes, concurrency: int, duration_s: float
+    host: str,
+    port: int,
+    request: bytes,
+    *,
+    marker: bytes,
+    concurrency: int,
+    duration_s: float,
+    ramp_s: float = 0.0,
 ) -> LoadResult:
-    """Closed-loop load for ``duration_s`` with ``concurrency`` keep-alive connections."""
+    """Closed-loop load for ``duration_s`` with ``concurrency`` keep-alive connections,
+    after a ramp of ``ramp_s`` (see the module docstring)."""
     stats = _Stats()
     try:
         clients = await asyncio.gather(*(_connect(host, port, request) for _ in range(concurrency)))
     except OSError as exc:
         stats.errors += 1
         stats.fail(f"connect failed: {exc}")
-        return _result(stats, time.perf_counter())
-    start = time.perf_counter()
-    stop_at = start + duration_s
+        now = time.perf_counter()
+        return _result(stats, (now, now))
+    begin = time.perf_counter()
+    window = (begin + ramp_s, begin + ramp_s + duration_s)
     tasks = [
         asyncio.create_task(
             _slot(
@@ -208,13 +228,14 @@ async def run_load(
                 port=port,
                 request=request,
                 marker=marker,
-                stop_at=stop_at,
+                first_at=begin + ramp_s * i / concurrency,
+                window=window,
                 stats=stats,
             )
         )
-        for c in clients
+        for i, c in enumerate(clients)
     ]
-    done, pending = await asyncio.wait(tasks, timeout=duration_s + _GRACE_S)
+    done, pending = await asyncio.wait(tasks, timeout=ramp_s + duration_s + _GRACE_S)
     for task in pending:
         task.cancel()
         stats.errors += 1
@@ -223,7 +244,7 @@ async def run_load(
         if (exc := task.exception()) is not None:
             stats.errors += 1
             stats.fail(f"{type(exc).__name__}: {exc}")
-    return _result(stats, start)
+    return _result(stats, window)
 
 
 async def long_streams(
@@ -234,31 +255,39 @@ async def long_streams(
     marker: bytes,
     clients: int,
     duration_s: float,
+    ramp_s: float,
     rss_mb: Callable[[], float],
 ) -> tuple[LoadResult, float]:
-    """``clients`` closed-loop clients on long streams; the result and the RSS halfway."""
+    """``clients`` closed-loop clients on long streams, started over ``ramp_s``;
+    the result and the RSS halfway through the window."""
 
     async def halfway() -> float:
-        await asyncio.sleep(duration_s / 2)
+        await asyncio.sleep(ramp_s + duration_s / 2)
         return rss_mb()
 
     sample = asyncio.create_task(halfway())
     result = await run_load(
-        host, port, request, marker=marker, concurrency=clients, duration_s=duration_s
+        host,
+        port,
+        request,
+        marker=marker,
+        concurrency=clients,
+        duration_s=duration_s,
+        ramp_s=ramp_s,
     )
     return result, await sample
 
 
-def _result(stats: _Stats, start: float) -> LoadResult:
+def _result(stats: _Stats, window: tuple[float, float]) -> LoadResult:
     lat = sorted(stats.latencies)
     ttfb = sorted(stats.ttfbs)
     total = sum(stats.statuses.values())
-    elapsed = max(stats.last_end - start, 1e-9)
+    elapsed = max(window[1] - window[0], 1e-9)
     non2xx = sum(n for s, n in stats.statuses.items() if not 200 <= s < 300)
     return LoadResult(
         requests=total,
         elapsed_s=elapsed,
-        rps=total / elapsed,
+        rps=stats.in_window / elapsed,
         p50_ms=percentile(lat, 0.5) * 1e3,
         p90_ms=percentile(lat, 0.9) * 1e3,
         p99_ms=percentile(lat, 0.99) * 1e3,

@@ -24,6 +24,9 @@ class Settings:
     slow_hold_s: float = 5.0
     long_clients: tuple[int, ...] = (1000,)  # concurrent clients on ~6 s paced streams
     long_duration_s: float = 20.0
+    # clients start spread over one stream's length, then the window is measured: a
+    # steady load; 0 starts them all at once, in step for good (a wave every stream)
+    long_ramp_s: float = p.PACED_SECONDS
     long_only: bool = False  # skip every other cell and the memory test
     loadgen: str = "auto"  # auto | wrk | python
     pin: bool = True

@@ -89,7 +89,14 @@ def _long_section(data: RunData) -> list[str]:
     s = data.settings
     out = [
         f"## 6. Long streams (~{PACED_SECONDS:.0f} s each, ~1000 B/s of SSE; "
-        f"{s.long_duration_s:.0f} s window, closed loop)",
+        f"{s.long_duration_s:.0f} s window after a {s.long_ramp_s:g} s ramp, closed loop)",
+        "",
+        "Clients start spread over the ramp, so that the gateway sees a steady load of "
+        "concurrent streams; streams/s counts the streams completed in the window, and "
+        "latency the streams started in it."
+        if s.long_ramp_s
+        else "All clients start at once and stay in step: a wave of simultaneous "
+        "requests every stream.",
         "",
     ]
     rows = []

@@ -197,6 +197,7 @@ def _long(run: t.Running, clients: int, settings: Settings) -> LongResult:
             marker=p.OPENAI.done_marker,
             clients=clients,
             duration_s=settings.long_duration_s,
+            ramp_s=settings.long_ramp_s,
             rss_mb=run.rss_mb,
         )
     )
