@@ -168,6 +168,8 @@ async def _slot(
     stats: _Stats,
 ) -> None:
     await asyncio.sleep(max(0.0, first_at - time.perf_counter()))
+    if client.lost.done():  # the server closed it while it waited for its turn (keep-alive)
+        client = await _connect(host, port, request)
     start, stop_at = window
     while time.perf_counter() < stop_at:
         try:
