@@ -49,6 +49,7 @@ def _load_config(args: argparse.Namespace) -> Config:
 def _serve(args: argparse.Namespace) -> int:
     import trio  # noqa: PLC0415 (fast --help and client commands)
 
+    from minillm.server.dedicated import dedicate  # noqa: PLC0415
     from minillm.server.logfmt import setup_logging  # noqa: PLC0415
     from minillm.server.serve import PORT_TRIES, bind_socket, serve  # noqa: PLC0415
     from minillm.server.workers import WorkerStartError, supervise  # noqa: PLC0415
@@ -89,6 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
             nursery.cancel_scope.cancel()
 
     code = EXIT_OK
+    dedicate()
     try:
         trio.run(run)
     except* WorkerStartError as failed:

@@ -39,6 +39,7 @@ import trio
 from prometheus_client import multiprocess
 
 from minillm.core.config import Config
+from minillm.server.dedicated import dedicate
 from minillm.server.logfmt import setup_logging
 from minillm.server.serve import serve, url_of
 
@@ -213,6 +214,7 @@ def _metrics_dir() -> Iterator[str]:
 def _worker_main(config: Config, sock: socket.socket, conn: Connection) -> None:
     os.setpgrp()  # a Ctrl-C at the terminal is for the supervisor, which passes it on
     setup_logging(config.log_level, config.log_format, pid=True)
+    dedicate()
     trio.run(_work, config, sock, conn)
 
 
