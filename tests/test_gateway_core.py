@@ -392,6 +392,20 @@ async def test_admission_is_bounded_by_max_in_flight(autojump_clock: object) -> 
         assert caught.value.headers["retry-after"] == "1"
 
 
+async def test_no_queue_timeout_admits_at_once_while_under_the_limit(
+    autojump_clock: object,
+) -> None:
+    """``queue_timeout = 0``: no waiting over the limit, but no refusal under it."""
+    gw = gateway(
+        {"a": provider("a", Upstream(), (KEY_A1,))}, [], max_in_flight=1, queue_timeout=0.0
+    )
+    async with AsyncExitStack() as first:
+        await gw.handle(call(), first)
+        with pytest.raises(Overloaded):
+            await serve(gw)
+    await serve(gw)
+
+
 # -- what reaches the client -------------------------------------------------------------
 
 

@@ -257,8 +257,11 @@ def _tagged(error: GatewayError, target: Target) -> GatewayError:
 async def _hold(limiter: trio.CapacityLimiter, patience: float, holder: AsyncExitStack) -> None:
     """Take a slot of ``limiter`` until ``holder`` closes; Overloaded after ``patience``."""
     token = object()
-    with trio.move_on_after(patience):
-        await limiter.acquire_on_behalf_of(token)
-        holder.callback(limiter.release_on_behalf_of, token)
-        return
-    raise Overloaded(headers={"retry-after": "1"})
+    try:
+        limiter.acquire_on_behalf_of_nowait(token)  # the common case: no deadline, no yield
+    except trio.WouldBlock:
+        with trio.move_on_after(patience) as waited:
+            await limiter.acquire_on_behalf_of(token)
+        if waited.cancelled_caught:
+            raise Overloaded(headers={"retry-after": "1"}) from None
+    holder.callback(limiter.release_on_behalf_of, token)
