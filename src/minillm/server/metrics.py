@@ -11,6 +11,7 @@ values in files there and ``/metrics`` adds up every worker's:
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -60,6 +61,8 @@ def rejection_reason(exc: GatewayError) -> str | None:
     return None
 
 
+_Labelled = TypeVar("_Labelled", Counter, Histogram)
+
 MAX_MODELS = 200  # distinct ``model`` label values; the rest are counted as "other"
 
 
@@ -68,6 +71,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self._models: set[str] = set()
+        self._children: dict[tuple[object, tuple[str, ...]], object] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
         self.requests = Counter(
@@ -138,9 +142,18 @@ class Metrics:
         self._models.add(model)
         return model
 
+    def child(self, metric: _Labelled, *values: str) -> _Labelled:
+        """``metric.labels(*values)``, looked up once per label values: ``labels`` takes a
+        lock and rebuilds its key on every call, several times per request."""
+        key = (metric, values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found  # type: ignore[return-value]  # the child of ``metric``, by its key
+
     def attempt(self, provider: str, outcome: str) -> None:
         """Count one upstream attempt (the gateway calls this per try)."""
-        self.attempts.labels(provider, outcome).inc()
+        self.child(self.attempts, provider, outcome).inc()
 
     def render(self) -> bytes:
         """The text exposition: this registry, or every worker's in multiprocess mode."""

@@ -66,16 +66,16 @@ class Records:
         asked = rec.served.model if rec.served.target != "-" else ""
         provider, model = rec.served.provider or "", m.model_label(rec.served.model_served or asked)
         status = rec.status or 499  # cancelled before any response: client went away
-        m.requests.labels(endpoint, provider, model, str(status)).inc()
-        m.duration.labels(endpoint, provider).observe(rec.elapsed)
+        m.child(m.requests, endpoint, provider, model, str(status)).inc()
+        m.child(m.duration, endpoint, provider).observe(rec.elapsed)
         if rec.ttfb is not None:
-            m.ttfb.labels(endpoint, provider).observe(rec.ttfb)
+            m.child(m.ttfb, endpoint, provider).observe(rec.ttfb)
         if tokens.input:
-            m.tokens.labels(provider, model, "input").inc(tokens.input)
+            m.child(m.tokens, provider, model, "input").inc(tokens.input)
         if tokens.output:
-            m.tokens.labels(provider, model, "output").inc(tokens.output)
+            m.child(m.tokens, provider, model, "output").inc(tokens.output)
         if rec.served.rejection is not None:
-            m.rejections.labels(rec.served.rejection).inc()
+            m.child(m.rejections, rec.served.rejection).inc()
         cost = self._cost(rec, tokens)
         if self.usage is not None:
             self.usage.submit(_usage_row(rec, endpoint, status, cost))
