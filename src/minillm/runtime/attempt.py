@@ -10,11 +10,11 @@ decided by the caller (:mod:`minillm.runtime.gateway`).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import orjson
 import trio
@@ -28,6 +28,7 @@ from minillm.core.translate.streams import StreamTranslator
 from minillm.core.translate.upstream_errors import upstream_error
 from minillm.runtime.providers.http import (
     HTTPProvider,
+    UpstreamRequest,
     UpstreamResponse,
     body_chunks,
     read_capped,
@@ -90,36 +91,62 @@ async def attempt(
     # an operation the provider's API lacks is not translated: it fails here, before sending
     request = provider.build_request(crossing.operation, crossing.body, call.headers, key)
     with upstream_errors(provider.name):
-        # this attempt's response: closed at once when it fails or is read; a stream's
-        # moves to ``resources``, which the caller closes once it is relayed
-        async with AsyncExitStack() as own:
-            with trio.move_on_after(provider.config.timeout or math.inf) as first_byte:
-                response = await provider.send(request)
-                own.push_async_callback(response.aclose)
-                if call.stream and response.status_code < 300:
-                    chunks = body_chunks(response)
-                    own.push_async_callback(chunks.aclose)
-                    first = await anext(chunks, b"")
-            if first_byte.cancelled_caught:
-                log.warning(
-                    "provider %s: no first byte within %ss", provider.name, first_byte.deadline
-                )
-                raise UpstreamTimeout()
+        response, chunks, first = await _first_byte(call, provider, request)
+        # this attempt's response: closed here when it fails or is read; a stream's is
+        # registered on ``resources``, which the caller closes once it is relayed
+        try:
             if response.status_code >= 300:
                 raise await _error_from(provider, response)
-            if call.stream:
-                if not _is_event_stream(response.headers.get("content-type"), first):
-                    log.warning(
-                        "provider %s answered a stream request without a stream", provider.name
-                    )
-                    raise UpstreamProtocolError()
-                resources.push_async_exit(own.pop_all())
-                translator = crossing.stream()
-                return StreamReply(
-                    response, translator, target, chunks, first, crossing.dropped_tools
-                )
-            answer = await read_capped(response, MAX_UPSTREAM_BODY)
+            if chunks is None:
+                answer = await read_capped(response, MAX_UPSTREAM_BODY)
+            elif not _is_event_stream(response.headers.get("content-type"), first):
+                log.warning("provider %s answered a stream request without a stream", provider.name)
+                raise UpstreamProtocolError()
+        except BaseException:
+            await _close(response, chunks)
+            raise
+        if chunks is not None:
+            resources.push_async_callback(response.aclose)
+            resources.push_async_callback(chunks.aclose)
+            translator = crossing.stream()
+            return StreamReply(response, translator, target, chunks, first, crossing.dropped_tools)
+        await response.aclose()
     return JSONReply(client_body(crossing, provider, answer), target, crossing.dropped_tools)
+
+
+_Opened: TypeAlias = tuple[UpstreamResponse, AsyncGenerator[bytes, None] | None, bytes]
+
+
+async def _first_byte(call: Call, provider: HTTPProvider, request: UpstreamRequest) -> _Opened:
+    """Send ``request`` and, for a stream answered with success, read the first chunk
+    (``b""`` if none), within the provider's ``timeout``; the body chunks are ``None``
+    for anything else."""
+    timeout = provider.config.timeout
+    if timeout is None:  # no deadline, so no cancel scope either
+        return await _send(call, provider, request)
+    with trio.move_on_after(timeout):
+        return await _send(call, provider, request)
+    log.warning("provider %s: no first byte within %ss", provider.name, timeout)
+    raise UpstreamTimeout()
+
+
+async def _send(call: Call, provider: HTTPProvider, request: UpstreamRequest) -> _Opened:
+    response = await provider.send(request)
+    if not call.stream or response.status_code >= 300:
+        return response, None, b""
+    chunks = body_chunks(response)
+    try:
+        first = await anext(chunks, b"")
+    except BaseException:
+        await _close(response, chunks)
+        raise
+    return response, chunks, first
+
+
+async def _close(response: UpstreamResponse, chunks: AsyncGenerator[bytes, None] | None) -> None:
+    if chunks is not None:
+        await chunks.aclose()
+    await response.aclose()
 
 
 def _is_event_stream(content_type: str | None, first: bytes) -> bool:

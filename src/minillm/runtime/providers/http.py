@@ -1,9 +1,9 @@
 """The HTTP provider adapter and the pool of clients behind it.
 
 In the gateway only this package (with :mod:`~minillm.runtime.providers.h1` and the mock)
-imports httpx: the rest sees :data:`UpstreamResponse`, :func:`body_chunks`, :func:`read_capped`
-and :data:`TransportError`.  Foreign exceptions are mapped to gateway errors at this seam by
-:func:`upstream_errors`.
+imports httpx: the rest sees :data:`UpstreamRequest`, :data:`UpstreamResponse`,
+:func:`body_chunks`, :func:`read_capped` and :data:`TransportError`.  Foreign exceptions
+are mapped to gateway errors at this seam by :func:`upstream_errors`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ __all__ = [
     "HTTPProvider",
     "Operation",
     "TransportError",
+    "UpstreamRequest",
     "UpstreamResponse",
     "body_chunks",
     "open_providers",
@@ -43,6 +44,7 @@ __all__ = [
 
 log = logging.getLogger("minillm.upstream")
 
+UpstreamRequest: TypeAlias = httpx.Request  # built by HTTPProvider.build_request
 UpstreamResponse: TypeAlias = httpx.Response  # an answer whose body is still to be read
 TransportError = httpx.HTTPError  # what sending or reading may raise, unmapped
 
