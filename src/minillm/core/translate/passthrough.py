@@ -39,10 +39,17 @@ _DATA_LINE = re.compile(rb"^data:[ ]?(.*)$", re.MULTILINE)
 # A usage *object*: OpenAI sends ``"usage":null`` in every chunk once usage is asked for.
 _USAGE = re.compile(rb'"usage"\s*:\s*\{')
 _ERROR_EVENT = re.compile(rb'^(?:event:[ ]?error\s|data:[ ]?\{\s*"error"\s*:)', re.MULTILINE)
-# What shows that a stream finished (a quote inside a JSON string is escaped: no false match).
-_FINISHED: dict[WireFormat, re.Pattern[bytes]] = {
-    "anthropic": re.compile(rb"^event:[ ]?message_stop\s", re.MULTILINE),
-    "openai": re.compile(rb'"finish_reason"\s*:\s*"|^data:[ ]?\[DONE\]', re.MULTILINE),
+# What shows that a stream finished (a quote inside a JSON string is escaped: no false match):
+# patterns, each after a literal that all its matches contain.  The literal is looked for
+# first: on a chunk that does not finish the stream, a substring search is several times
+# cheaper than the pattern (an OpenAI chunk: 0.5 us rather than 2 us, in every chunk).
+_Finish = tuple[tuple[bytes, re.Pattern[bytes]], ...]
+_FINISHED: dict[WireFormat, _Finish] = {
+    "anthropic": ((b"message_stop", re.compile(rb"^event:[ ]?message_stop\s", re.MULTILINE)),),
+    "openai": (
+        (b'"finish_reason"', re.compile(rb'"finish_reason"\s*:\s*"')),
+        (b"[DONE]", re.compile(rb"^data:[ ]?\[DONE\]", re.MULTILINE)),
+    ),
 }
 
 
@@ -99,7 +106,7 @@ class PassthroughStream:
 
     def _inspect(self, out: bytes) -> bytes:
         """Whole events on their way out: note an error event and the finish, record usage."""
-        if self._finished is not None and self._finished.search(out):
+        if self._finished is not None and _finishes(out, self._finished):
             self._finished = None
         if b"error" in out and (found := _ERROR_EVENT.search(out)) and self.error is None:
             payload = _payload(out[found.start() :])
@@ -155,12 +162,21 @@ class ResponsesPassthroughStream(PassthroughStream):
     _end = fail
 
 
-_RESPONSES_FINISHED = re.compile(
-    rb"^event:[ ]?response\.(?:completed|incomplete|failed)\s"
-    rb'|"type"\s*:\s*"response\.(?:completed|incomplete|failed)"',
-    re.MULTILINE,
+_RESPONSES_FINISHED: _Finish = (
+    (
+        b"response.",
+        re.compile(
+            rb"^event:[ ]?response\.(?:completed|incomplete|failed)\s"
+            rb'|"type"\s*:\s*"response\.(?:completed|incomplete|failed)"',
+            re.MULTILINE,
+        ),
+    ),
 )
 _SEQUENCE = re.compile(rb'"sequence_number"\s*:\s*(\d+)')
+
+
+def _finishes(out: bytes, marks: _Finish) -> bool:
+    return any(literal in out and pattern.search(out) for literal, pattern in marks)
 
 
 def _payload(event: bytes) -> object:
