@@ -62,6 +62,9 @@ def cross_ratios(data: RunData, target: str) -> list[tuple[str, bool, float]]:
     return out
 
 
+LONG_GOAL_CLIENTS = 1000
+
+
 def long_vs_direct(data: RunData, target: str, clients: int) -> tuple[float, float]:
     """(streams/s, p99) of ``target``'s long-stream cell over ``direct``'s."""
     mine, direct = data.find_long(target, clients), data.find_long("direct", clients)
@@ -74,24 +77,35 @@ def long_vs_direct(data: RunData, target: str, clients: int) -> tuple[float, flo
 
 
 def _long_rows(data: RunData, target: str) -> list[Ratio]:
+    """The long-stream cells; the goals are for :data:`LONG_GOAL_CLIENTS` clients on one
+    core, other client counts are reported without one."""
     rows = []
     for n in data.settings.long_clients:
         rps, p99 = long_vs_direct(data, target, n)
         mine = data.find_long(target, n)
         rss = mine.rss_mid_mb if mine is not None else math.nan
+        goal = n == LONG_GOAL_CLIENTS
         rows += [
             Ratio(
-                target, f"{n} long streams: streams/s / direct", rps, ">= 0.95x", _check(rps, 0.95)
+                target,
+                f"{n} long streams: streams/s / direct",
+                rps,
+                ">= 0.95x" if goal else "",
+                _check(rps, 0.95) if goal else None,
             ),
             Ratio(
-                target, f"{n} long streams: p99 / direct", p99, "<= 1.10x", _check(p99, high=1.1)
+                target,
+                f"{n} long streams: p99 / direct",
+                p99,
+                "<= 1.10x" if goal else "",
+                _check(p99, high=1.1) if goal else None,
             ),
             Ratio(
                 target,
                 f"{n} long streams: RSS MB halfway",
                 rss,
-                f"<= {RSS_LIMIT_MB:.0f} MB",
-                _check(rss, high=RSS_LIMIT_MB),
+                f"<= {RSS_LIMIT_MB:.0f} MB" if goal else "",
+                _check(rss, high=RSS_LIMIT_MB) if goal else None,
             ),
         ]
     return rows

@@ -1,7 +1,8 @@
 """A fast Python load generator: asyncio protocols, pre-encoded requests, keep-alive.
 
 Closed loop: ``concurrency`` connections, each sends its next request as soon as the
-previous answer is complete. Connections are opened before the clock starts. Every
+previous answer is complete. Connections are opened before the clock starts (with a
+ramp: each when its turn comes). Every
 answer is checked (status 2xx and a marker of a complete body); latency is measured
 to the last byte and, for streams, to the first body byte (TTFB).
 
@@ -157,7 +158,7 @@ async def _connect(host: str, port: int, request: bytes) -> _Client:
 
 
 async def _slot(
-    client: _Client,
+    client: _Client | None,
     *,
     host: str,
     port: int,
@@ -167,8 +168,8 @@ async def _slot(
     window: tuple[float, float],
     stats: _Stats,
 ) -> None:
-    await asyncio.sleep(max(0.0, first_at - time.perf_counter()))
-    if client.lost.done():  # the server closed it while it waited for its turn (keep-alive)
+    if client is None:  # a ramp: connect when its turn comes
+        await asyncio.sleep(max(0.0, first_at - time.perf_counter()))
         client = await _connect(host, port, request)
     start, stop_at = window
     while time.perf_counter() < stop_at:
@@ -213,8 +214,12 @@ async def run_load(
     """Closed-loop load for ``duration_s`` with ``concurrency`` keep-alive connections,
     after a ramp of ``ramp_s`` (see the module docstring)."""
     stats = _Stats()
+    clients: list[_Client | None] = [None] * concurrency  # with a ramp: connected in turn
     try:
-        clients = await asyncio.gather(*(_connect(host, port, request) for _ in range(concurrency)))
+        if not ramp_s:
+            clients[:] = await asyncio.gather(
+                *(_connect(host, port, request) for _ in range(concurrency))
+            )
     except OSError as exc:
         stats.errors += 1
         stats.fail(f"connect failed: {exc}")

@@ -60,6 +60,9 @@ def machine_meta(settings: Settings, pin: Pinning, use_wrk: bool) -> dict[str, o
             "rounds": settings.rounds,
             "slow_clients": settings.slow_clients,
             "slow_hold_s": settings.slow_hold_s,
+            "long_clients": list(settings.long_clients),
+            "long_duration_s": settings.long_duration_s,
+            "long_ramp_s": settings.long_ramp_s,
             "quick": settings.quick,
         },
     }
