@@ -190,6 +190,24 @@ async def test_a_broken_answer_on_a_reused_connection_is_not_retried(
     assert (server.connections, len(server.requests)) == (1, 2)
 
 
+async def refuse_early(peer: Peer) -> None:
+    """Answer 413 on the request's head, without reading its body, and close."""
+    while b"\r\n\r\n" not in await peer.stream.receive_some(65536):
+        pass
+    await peer.send(answer(b"too large", b"413 Payload Too Large", b"connection: close\r\n"))
+
+
+async def test_an_answer_before_the_whole_request_is_returned_though_the_write_failed(
+    nursery: trio.Nursery,
+) -> None:
+    server = await Server(refuse_early).start(nursery)
+    t = transport()
+    async with httpx.AsyncClient(transport=t) as client:
+        response = await client.post(server.url, content=b"x" * (32 << 20))
+    assert (response.status_code, response.content) == (413, b"too large")
+    assert_counts(t, 0, 0)
+
+
 async def test_max_connections_queues_requests_and_the_pool_timeout_ends_the_wait(
     nursery: trio.Nursery,
 ) -> None:

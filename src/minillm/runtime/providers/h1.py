@@ -17,6 +17,8 @@ What it does:
   waits for a free slot when every connection is busy;
 * a request on a reused connection that the server closed before answering anything (the
   keep-alive race) is sent once more on a new connection;
+* an answer the server gave before reading the whole request (a 413), then closed, is
+  still returned, although the write failed;
 * TLS with the caller's ``ssl.SSLContext`` (ALPN ``http/1.1``);
 * the ``timeout`` extension: connect, read, write and pool, each optional.
 
@@ -56,7 +58,7 @@ def _limit(value: float | None) -> float:
 class _Connection:
     """One socket to one origin and the h11 state of the exchange on it."""
 
-    __slots__ = ("fd", "h11", "idle_since", "origin", "reused", "socket", "stream")
+    __slots__ = ("broken", "fd", "h11", "idle_since", "origin", "reused", "socket", "stream")
 
     def __init__(self, origin: Origin, stream: _Stream, socket: trio.SocketStream) -> None:
         self.origin = origin
@@ -67,6 +69,7 @@ class _Connection:
         self.h11 = h11.Connection(h11.CLIENT)
         self.idle_since = 0.0
         self.reused = False
+        self.broken = False  # the request did not go out whole: never reused
 
     def close(self) -> None:
         self.fd = -1
@@ -91,7 +94,8 @@ class _Connection:
                 continue
 
     def reusable(self) -> bool:
-        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+        h = self.h11
+        return h.our_state is h11.DONE and h.their_state is h11.DONE and not self.broken
 
     async def write(self, data: bytes, request: httpx.Request, seconds: float) -> None:
         try:
@@ -183,12 +187,21 @@ class H1Transport(httpx.AsyncBaseTransport):
         read_timeout = _limit(timeouts.get("read"))
         try:
             data = _encode(conn.h11, request, body)
-            await conn.write(data, request, _limit(timeouts.get("write")))
-            event = await conn.next_event(request, read_timeout)
-            while type(event) is h11.InformationalResponse:
-                event = await conn.next_event(request, read_timeout)
-            if type(event) is not h11.Response:
-                raise httpx.RemoteProtocolError("server closed without an answer", request=request)
+            try:
+                await conn.write(data, request, _limit(timeouts.get("write")))
+            except httpx.WriteError as exc:
+                # The server may have answered before reading it all (a 413) and closed:
+                # that answer is still in the socket, and is the one to give.
+                refused: httpx.WriteError | None = exc
+                conn.broken = True
+            else:
+                refused = None
+            try:
+                event = await _head(conn, request, read_timeout)
+            except (httpx.ReadError, httpx.RemoteProtocolError):
+                if refused is None:
+                    raise
+                raise refused from None
         except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
             if conn.reused and _unanswered(conn.h11, exc):  # the keep-alive race
                 raise _Stale() from None
@@ -320,6 +333,16 @@ def _encode(h: h11.Connection, request: httpx.Request, body: bytes) -> bytes:
     except h11.LocalProtocolError as exc:
         raise httpx.LocalProtocolError(str(exc), request=request) from exc
     return b"".join(p for p in parts if p)
+
+
+async def _head(conn: _Connection, request: httpx.Request, read_timeout: float) -> h11.Response:
+    """The answer's head, past any 1xx."""
+    event = await conn.next_event(request, read_timeout)
+    while type(event) is h11.InformationalResponse:
+        event = await conn.next_event(request, read_timeout)
+    if type(event) is not h11.Response:
+        raise httpx.RemoteProtocolError("server closed without an answer", request=request)
+    return event
 
 
 def _unanswered(h: h11.Connection, exc: httpx.TransportError) -> bool:
