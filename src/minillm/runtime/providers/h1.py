@@ -31,6 +31,7 @@ so it also works from a cancelled scope.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import ssl
@@ -98,7 +99,14 @@ class _Connection:
         return h.our_state is h11.DONE and h.their_state is h11.DONE and not self.broken
 
     async def write(self, data: bytes, request: httpx.Request, seconds: float) -> None:
+        """Send ``data``: on plain TCP straight to the file descriptor when the socket
+        takes it whole (a request usually fits its buffer), else through the stream."""
         try:
+            if self.fd >= 0:
+                with contextlib.suppress(BlockingIOError):  # full: wait below
+                    data = data[os.write(self.fd, data) :]
+                if not data:
+                    return  # no checkpoint here: the read of the answer is one
             if seconds == math.inf:  # the usual case: the caller's scopes are the deadlines
                 await self.stream.send_all(data)
             else:
@@ -227,7 +235,7 @@ class H1Transport(httpx.AsyncBaseTransport):
             if self._closed:
                 raise RuntimeError("the transport is closed")
             if reuse and (conn := self._pick_idle(origin)) is not None:
-                return conn  # the write that follows is the checkpoint
+                return conn  # the read of the answer is the checkpoint
             if self._open < self._max_open or self._drop_other_idle():
                 break
             if deadline == math.inf:
